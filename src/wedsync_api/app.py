@@ -1,0 +1,80 @@
+"""The reference WedSync API: `create_app(settings)` builds it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import redis.asyncio as redis_asyncio
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from wedsync_api.auth import Authenticator, RateLimiter
+from wedsync_api.db import create_pool, database_url
+from wedsync_api.routes import health, imports, suppliers, venues, weddings
+from wedsync_api.settings import ApiSettings, load_api_settings
+
+__all__ = ["create_app"]
+
+# Errors that mean "the database is unreachable right now": answer 503 + Retry-After so
+# clients back off, instead of a 500 that looks like a bug.
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.QueryCanceledError,
+)
+
+
+def create_app(settings: ApiSettings | None = None, *, dsn: str | None = None) -> FastAPI:
+    """Build the API. `dsn` overrides URL resolution (tests pass a prepared database);
+    otherwise `DATABASE_URL` or the embedded server is used."""
+    settings = settings or load_api_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(dsn or database_url(settings), settings)
+        app.state.pool = pool
+        app.state.redis = (
+            redis_asyncio.Redis.from_url(settings.redis_url) if settings.redis_url else None
+        )
+        app.state.authenticator = Authenticator(pool, settings.auth_cache_seconds)
+        app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url)
+        try:
+            yield
+        finally:
+            if app.state.redis is not None:
+                await app.state.redis.aclose()
+            await pool.close()
+
+    app = FastAPI(
+        title="WedSync reference API",
+        version="0.1.0",
+        description="Wedding-planning API on which wedsync-perf is measured. "
+        "Every route declares its priority class in `x-wedsync-priority`.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.include_router(health.router)
+    app.include_router(suppliers.router)
+    app.include_router(venues.router)
+    app.include_router(weddings.router)
+    app.include_router(imports.router)
+
+    @app.exception_handler(_UNAVAILABLE[0])
+    async def _os_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        return _unavailable()
+
+    for error in _UNAVAILABLE[1:]:
+        app.add_exception_handler(error, _os_unavailable)
+    return app
+
+
+def _unavailable() -> JSONResponse:
+    return JSONResponse(
+        {"detail": "database temporarily unavailable"},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )

@@ -1,0 +1,120 @@
+"""API keys → tenants, and per-key rate limiting.
+
+Keys are looked up by SHA-256, never stored in clear. A resolved key is trusted for
+`auth_cache_seconds` so the hot path costs a dict lookup, not a query; revoking a key
+therefore takes effect within that bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import asyncpg
+from fastapi import HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
+from limits import RateLimitItem, parse
+from limits.aio.storage import Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+
+__all__ = ["Authenticator", "RateLimiter", "Tenant", "hash_key", "require_tenant"]
+
+API_KEY_HEADER = "X-API-Key"
+_api_key_scheme = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: int
+    key_id: str  # short, non-secret handle of the key (first hash bytes) for limits/logs
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+class Authenticator:
+    """Resolves API keys against `api_keys`, with a small bounded TTL cache."""
+
+    def __init__(self, pool: asyncpg.Pool, ttl_s: float, max_entries: int = 10_000) -> None:
+        self._pool = pool
+        self._ttl = ttl_s
+        self._max = max_entries
+        self._cache: OrderedDict[bytes, tuple[Tenant, float]] = OrderedDict()
+
+    async def tenant_for(self, key: str) -> Tenant | None:
+        digest = hash_key(key)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        tenant_id = await self._pool.fetchval(
+            "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", digest
+        )
+        if tenant_id is None:
+            self._cache.pop(digest, None)
+            return None
+        tenant = Tenant(id=tenant_id, key_id=digest[:6].hex())
+        self._cache[digest] = (tenant, now + self._ttl)
+        self._cache.move_to_end(digest)
+        while len(self._cache) > self._max:
+            self._cache.popitem(last=False)
+        return tenant
+
+
+class RateLimiter:
+    """Moving-window limit per API key, in Redis when configured (shared by every
+    instance), else in process memory."""
+
+    def __init__(self, limit: str, redis_url: str | None) -> None:
+        self.item: RateLimitItem = parse(limit)
+        storage = storage_from_string(_limits_uri(redis_url))
+        if not isinstance(storage, Storage):  # only async+ schemes are ever built here
+            raise TypeError(f"expected an async limits storage, got {type(storage).__name__}")
+        self.storage = storage
+        self._limiter = MovingWindowRateLimiter(self.storage)
+
+    async def check(self, key_id: str) -> None:
+        if await self._limiter.hit(self.item, "api-key", key_id):
+            return
+        stats = await self._limiter.get_window_stats(self.item, "api-key", key_id)
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        raise HTTPException(
+            status_code=429,
+            detail=f"rate limit of {self.item} per API key exceeded",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+def _limits_uri(redis_url: str | None) -> str:
+    if not redis_url:
+        return "async+memory://"
+    if redis_url.startswith("unix://"):
+        return "async+redis+unix://" + redis_url.removeprefix("unix://")
+    return "async+" + redis_url
+
+
+async def require_tenant(
+    request: Request, api_key: str | None = Security(_api_key_scheme)
+) -> Tenant:
+    """FastAPI dependency: authenticate, then rate-limit, before any handler runs."""
+    if not api_key:
+        raise HTTPException(
+            status_code=401,
+            detail=f"missing {API_KEY_HEADER} header",
+            headers={"WWW-Authenticate": "ApiKey"},
+        )
+    state = request.app.state
+    tenant: Tenant | None = await state.authenticator.tenant_for(api_key)
+    if tenant is None:
+        raise HTTPException(
+            status_code=401,
+            detail="unknown or revoked API key",
+            headers={"WWW-Authenticate": "ApiKey"},
+        )
+    await state.rate_limiter.check(tenant.key_id)
+    return tenant

@@ -1,0 +1,224 @@
+"""The reference API's commands, added to `wedsync-perf` through the
+`wedsync_perf.commands` entry point: `migrate`, `seed`, `serve`, `demo`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import asyncpg
+import httpx
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from wedsync_api.db import database_url, migrate
+from wedsync_api.seed import SeedPlan, is_seeded, seed
+from wedsync_api.settings import ApiSettings, load_api_settings
+from wedsync_api.workload import WeddingSaturday
+from wedsync_perf.calendar import Regime
+from wedsync_perf.errors import WedsyncPerfError
+from wedsync_perf.loadgen import LoadStats, drive, render_summary, render_table
+from wedsync_perf.traffic import MIX_BY_REGIME
+
+__all__ = ["register"]
+
+console = Console()
+
+Scale = Annotated[
+    float, typer.Option(min=0.001, max=20, help="Dataset size; 1 = 20k suppliers, 50k weddings.")
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; same seed, same data.")]
+
+
+def _resolve(settings: ApiSettings) -> str:
+    dsn = database_url(settings)
+    asyncio.run(migrate(dsn))
+    return dsn
+
+
+async def _seed(dsn: str, plan: SeedPlan, force: bool) -> dict[str, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        with Progress(
+            TextColumn("[bold]seeding[/] {task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("tenants", total=5)
+
+            def step(what: str, n: int) -> None:
+                progress.update(task, advance=n, description=what)
+
+            return await seed(conn, plan, force=force, progress=step)
+    finally:
+        await conn.close()
+
+
+def seed_command(
+    scale: Scale = 1.0,
+    seed_value: SeedOpt = 7,
+    force: Annotated[bool, typer.Option(help="Wipe WedSync tables and reseed.")] = False,
+) -> None:
+    """Load the deterministic demo dataset (refuses to run twice without --force)."""
+    dsn = _resolve(load_api_settings())
+    started = time.perf_counter()
+    counts = asyncio.run(_seed(dsn, SeedPlan(scale=scale, seed=seed_value), force))
+    total = sum(counts.values())
+    console.print(
+        f"seeded {total:,} rows in {time.perf_counter() - started:.1f} s: "
+        + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+    )
+
+
+def migrate_command() -> None:
+    """Apply pending schema migrations."""
+    settings = load_api_settings()
+    dsn = database_url(settings)
+    applied = asyncio.run(migrate(dsn))
+    console.print(f"applied migrations: {applied}" if applied else "schema is up to date")
+
+
+def serve_command(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
+) -> None:
+    """Serve the reference API with uvicorn (migrating first)."""
+    import uvicorn
+
+    dsn = _resolve(load_api_settings())
+    # Workers inherit the resolved URL, so only this process ever starts a server.
+    os.environ["DATABASE_URL"] = dsn
+    uvicorn.run(
+        "wedsync_api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((host, port)) != 0
+
+
+def _start_server(dsn: str, host: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DATABASE_URL": dsn}
+    cmd = [sys.executable, "-m", "wedsync_perf", "serve", "--host", host, "--port", str(port)]
+    cmd += ["--workers", str(workers)]
+    return subprocess.Popen(cmd, env=env)  # noqa: S603 - our own interpreter and module
+
+
+def _wait_ready(base_url: str, server: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise WedsyncPerfError(f"the API server exited with code {server.returncode}")
+        try:
+            if httpx.get(f"{base_url}/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise WedsyncPerfError(f"the API was not ready at {base_url} within {timeout_s:g} s")
+
+
+async def _drive_with_table(
+    base_url: str, workload: WeddingSaturday, rps: float, duration: float | None
+) -> LoadStats:
+    stats = LoadStats()
+    rng = random.Random(2026)
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=10) as client:
+        driver = asyncio.create_task(
+            drive(client, workload, MIX_BY_REGIME[Regime.WEDDING_DAY], rps=rps,
+                  duration_s=duration, stats=stats, rng=rng)
+        )  # fmt: skip
+        if console.is_terminal:
+            with Live(render_table(stats), console=console, refresh_per_second=2) as live:
+                while not driver.done():
+                    await asyncio.wait({driver}, timeout=1)
+                    live.update(render_table(stats))
+        else:  # logs: a table every 10 s instead of a live redraw
+            while not driver.done():
+                await asyncio.wait({driver}, timeout=10)
+                if not driver.done():
+                    console.print(render_table(stats))
+        return await driver
+
+
+def demo_command(
+    duration: Annotated[
+        float | None, typer.Option(min=1, help="Seconds to run; default until Ctrl-C.")
+    ] = None,
+    rps: Annotated[float, typer.Option(min=1, max=5000, help="Target requests/s.")] = 150.0,
+    scale: Scale = 1.0,
+    seed_value: SeedOpt = 7,
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
+) -> None:
+    """Start what is needed, seed if empty, serve the API and drive a wedding Saturday."""
+    host = "127.0.0.1"
+    if not _port_free(host, port):
+        raise WedsyncPerfError(f"port {port} on {host} is in use; pick another with --port")
+    settings = load_api_settings()
+    where = "DATABASE_URL" if settings.database_url else "embedded PostgreSQL"
+    console.print(f"[bold]database:[/] {where}")
+    dsn = _resolve(settings)
+
+    async def prepare() -> WeddingSaturday:
+        conn = await asyncpg.connect(dsn)
+        try:
+            if not await is_seeded(conn):
+                await conn.close()
+                await _seed(dsn, SeedPlan(scale=scale, seed=seed_value), force=False)
+                conn = await asyncpg.connect(dsn)
+            seeded_with = await conn.fetchval("SELECT seed FROM seed_runs")
+            return await WeddingSaturday.from_database(conn, seeded_with)
+        finally:
+            await conn.close()
+
+    workload = asyncio.run(prepare())
+    base_url = f"http://{host}:{port}"
+    server = _start_server(dsn, host, port, workers)
+    try:
+        _wait_ready(base_url, server)
+        console.print(
+            f"[bold]serving[/] {base_url} (docs at {base_url}/docs); driving the wedding Saturday"
+            f" of {workload.day:%a %d %b %Y} at {rps:g} req/s"
+            + (f" for {duration:g} s" if duration else "; Ctrl-C to stop")
+        )
+        try:
+            stats = asyncio.run(_drive_with_table(base_url, workload, rps, duration))
+        except KeyboardInterrupt:
+            console.print("stopping…")
+            return
+        console.print(render_table(stats, title="Per endpoint (whole run)", whole_run=True))
+        console.print(render_summary(stats))
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def register(app: typer.Typer) -> None:
+    """Entry point of the `wedsync_perf.commands` group."""
+    app.command("migrate")(migrate_command)
+    app.command("seed")(seed_command)
+    app.command("serve")(serve_command)
+    app.command("demo")(demo_command)

@@ -1,0 +1,27 @@
+"""FastAPI dependencies shared by the routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, HTTPException, Path, Request
+
+from wedsync_api.auth import Tenant, require_tenant
+from wedsync_api.models import MAX_ID
+
+
+async def _connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    async with request.app.state.pool.acquire() as conn:
+        yield conn
+
+
+CurrentTenant = Annotated[Tenant, Depends(require_tenant)]
+Conn = Annotated[asyncpg.Connection, Depends(_connection)]
+ResourceId = Annotated[int, Path(ge=1, le=MAX_ID, description="Numeric identifier")]
+
+
+def not_found(what: str) -> HTTPException:
+    # Another tenant's row and a missing row look the same: existence must not leak.
+    return HTTPException(status_code=404, detail=f"{what} not found")

@@ -1,0 +1,1 @@
+"""Routers of the reference API, one module per resource."""

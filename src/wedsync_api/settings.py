@@ -1,0 +1,71 @@
+"""Settings of the reference API. Standard names where they exist (`DATABASE_URL`,
+`REDIS_URL`), `WEDSYNC_API_*` for the rest."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wedsync_perf.settings import load_settings
+
+__all__ = ["ApiSettings", "load_api_settings"]
+
+_DB_SCHEMES = ("postgresql://", "postgres://")
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WEDSYNC_API_", extra="ignore", frozen=True)
+
+    database_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("DATABASE_URL", "database_url"),
+        description="PostgreSQL URL; unset means an embedded server.",
+    )
+    redis_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("REDIS_URL", "redis_url"),
+        description="Redis URL; unset means in-process rate limiting and no Redis check.",
+    )
+    pool_min_size: int = Field(0, ge=0, le=100)
+    pool_max_size: int = Field(10, ge=1, le=500)
+    statement_timeout_ms: int = Field(5_000, ge=100, description="Per-statement cap (ms).")
+    rate_limit: str = Field(
+        "1200/minute",
+        description="Per-API-key limit, `limits` notation (e.g. `100/second`).",
+    )
+    import_max_rows: int = Field(100_000, ge=1)
+    import_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    auth_cache_seconds: float = Field(
+        30.0, ge=0, description="How long a resolved API key is trusted before re-checking."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(_DB_SCHEMES):
+            raise ValueError(f"must start with one of {', '.join(_DB_SCHEMES)}")
+        return value or None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and value and not value.startswith(_REDIS_SCHEMES):
+            raise ValueError(f"must start with one of {', '.join(_REDIS_SCHEMES)}")
+        return value or None
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_syntax(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError("expected a limit like '1200/minute' or '50/second'") from None
+        return value
+
+
+def load_api_settings(**overrides: object) -> ApiSettings:
+    """`ApiSettings` from the environment; `ConfigError` names the bad variable."""
+    return load_settings(ApiSettings, **overrides)

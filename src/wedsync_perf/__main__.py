@@ -1,0 +1,3 @@
+from wedsync_perf.cli import main
+
+main()

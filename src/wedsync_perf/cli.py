@@ -1,0 +1,78 @@
+"""`wedsync-perf`: the library's commands, plus any registered by installed packages.
+
+Packages add commands through the `wedsync_perf.commands` entry-point group: each entry
+is a callable taking the Typer app. That is how the reference API contributes `serve`,
+`seed` and `demo` while this library never imports it.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import entry_points, version
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from wedsync_perf.errors import WedsyncPerfError
+from wedsync_perf.settings import PerfSettings, env_var_for, load_settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="wedsync-perf",
+    help="API performance layer for WedSync: measure, cache, tune, protect, plan.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+
+@app.command("version")
+def show_version() -> None:
+    """Print the installed version."""
+    typer.echo(version("wedsync-perf"))
+
+
+@app.command("config")
+def show_config(
+    show_all: Annotated[bool, typer.Option("--all", help="Include descriptions.")] = False,
+) -> None:
+    """Show the library's effective settings and the variables that set them."""
+    settings = load_settings(PerfSettings)
+    table = Table("variable", "value", *(("description",) if show_all else ()))
+    for name, info in PerfSettings.model_fields.items():
+        row = [env_var_for(PerfSettings, name), str(getattr(settings, name))]
+        if show_all:
+            row.append(info.description or "")
+        table.add_row(*row)
+    Console().print(table)
+
+
+def _register_plugins() -> None:
+    for entry in entry_points(group="wedsync_perf.commands"):
+        register = entry.load()
+        register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning library errors into one red line and exit 2."""
+    _register_plugins()
+    try:
+        app(args=argv, standalone_mode=False)
+    except WedsyncPerfError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except typer.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors carry their own formatting
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

