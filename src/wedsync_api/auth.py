@@ -72,7 +72,10 @@ class RateLimiter:
 
     def __init__(self, limit: str, redis_url: str | None) -> None:
         self.item: RateLimitItem = parse(limit)
-        storage = storage_from_string(_limits_uri(redis_url))
+        uri = _limits_uri(redis_url)
+        # limits' async Redis storage defaults to coredis; we ship redis-py.
+        options = {"implementation": "redispy"} if uri.startswith("async+redis") else {}
+        storage = storage_from_string(uri, **options)
         if not isinstance(storage, Storage):  # only async+ schemes are ever built here
             raise TypeError(f"expected an async limits storage, got {type(storage).__name__}")
         self.storage = storage

@@ -237,7 +237,8 @@ async def _load(
     )  # fmt: skip
     step("venues", 1)
 
-    days = [date(plan.first_year, 1, 1) + timedelta(days=i) for i in range(3 * 365 + 1)]
+    first, end = date(plan.first_year, 1, 1), date(plan.first_year + 3, 1, 1)
+    days = [first + timedelta(days=i) for i in range((end - first).days)]
     day_cum = list(
         accumulate(MONTH_WEIGHT[d.month - 1] * WEEKDAY_WEIGHT[d.weekday()] for d in days)
     )

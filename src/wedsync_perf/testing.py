@@ -1,0 +1,60 @@
+"""Helpers for tests of code built on wedsync-perf, against real servers.
+
+`DATABASE_URL` / `REDIS_URL` name servers to use; without them an embedded server is
+started. Each test session gets its own throw-away database, so tests never touch data
+they did not create.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from wedsync_perf.embedded import EmbeddedRedis, embedded_postgres_url, embedded_redis
+
+__all__ = ["postgres_server_url", "redis_server_url", "temporary_database", "with_database"]
+
+
+def postgres_server_url(data_dir: Path) -> str:
+    """`DATABASE_URL` if set, else an embedded PostgreSQL under `data_dir`."""
+    return os.environ.get("DATABASE_URL") or embedded_postgres_url(data_dir / "postgres")
+
+
+def redis_server_url(data_dir: Path) -> tuple[str, EmbeddedRedis | None]:
+    """`REDIS_URL` if set, else an embedded Redis (returned so the caller can stop it)."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return url, None
+    server = embedded_redis(data_dir / "redis")
+    return server.url, server
+
+
+def with_database(url: str, database: str) -> str:
+    """`url` pointing at another database on the same server (socket URLs included)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@asynccontextmanager
+async def temporary_database(server_url: str, prefix: str = "wedsync_test") -> AsyncIterator[str]:
+    """Create an empty database on the server of `server_url`; drop it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield with_database(server_url, name)
+    finally:
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()

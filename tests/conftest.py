@@ -1,0 +1,85 @@
+"""Shared fixtures: a real PostgreSQL (DATABASE_URL or embedded), a seeded throw-away
+database for the session, and the reference API wired to it in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from wedsync_api.app import create_app
+from wedsync_api.db import migrate
+from wedsync_api.seed import SeedPlan, demo_api_key, seed
+from wedsync_api.settings import ApiSettings
+from wedsync_perf.testing import postgres_server_url, redis_server_url, temporary_database
+
+TEST_SEED = 11
+TEST_SCALE = 0.02  # 400 suppliers, 40 venues, 1,000 weddings, 2 tenants
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def server_url(data_dir: Path) -> str:
+    return postgres_server_url(data_dir)
+
+
+@pytest.fixture(scope="session")
+def redis_url(data_dir: Path) -> Iterator[str]:
+    url, server = redis_server_url(data_dir)
+    yield url
+    if server is not None:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+async def seeded_dsn(server_url: str) -> AsyncIterator[str]:
+    async with temporary_database(server_url) as dsn:
+        await migrate(dsn)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await seed(conn, SeedPlan(scale=TEST_SCALE, seed=TEST_SEED))
+        finally:
+            await conn.close()
+        yield dsn
+
+
+@pytest.fixture
+async def db(seeded_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(seeded_dsn)
+    yield conn
+    await conn.close()
+
+
+def api_settings(**overrides: object) -> ApiSettings:
+    """Settings independent of the caller's environment (no REDIS_URL leaking in)."""
+    values: dict[str, object] = {"database_url": None, "redis_url": None, "rate_limit": "100000/minute"}
+    values.update(overrides)
+    return ApiSettings(**values)
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and give an in-process client to it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://wedsync.test") as client:
+            yield client
+
+
+@pytest.fixture(scope="session")
+async def client(seeded_dsn: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(create_app(api_settings(), dsn=seeded_dsn)) as c:
+        yield c
+
+
+def key_for(tenant_id: int) -> dict[str, str]:
+    return {"X-API-Key": demo_api_key(TEST_SEED, tenant_id)}

@@ -1,0 +1,131 @@
+"""Supplier import: all rows or none, errors that name rows and fields, hard limits."""
+
+from __future__ import annotations
+
+import orjson
+import asyncpg
+import httpx
+import pytest
+
+from tests.conftest import api_settings, key_for, running
+from wedsync_api.app import create_app
+
+pytestmark = pytest.mark.integration
+KEY = key_for(2)
+HEADER = "name,category,region,lat,lon,rating,price_band,services,email,phone"
+
+
+def _csv(rows: int, bad: dict[int, str] | None = None) -> bytes:
+    lines = [HEADER]
+    for i in range(1, rows + 1):
+        line = f"Import Co {i},caterer,yorkshire,53.9,-1.08,4.5,2,canapés;bar,hi{i}@x.example,+44 1"
+        lines.append((bad or {}).get(i, line))
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def _suppliers(db: asyncpg.Connection) -> int:
+    return int(await db.fetchval("SELECT count(*) FROM suppliers WHERE tenant_id = 2"))
+
+
+async def test_ten_thousand_rows_land(client: httpx.AsyncClient, db: asyncpg.Connection) -> None:
+    before = await _suppliers(db)
+    response = await client.post(
+        "/imports/suppliers", content=_csv(10_000), headers={**KEY, "Content-Type": "text/csv"}
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["row_count"] == 10_000
+    assert await _suppliers(db) == before + 10_000
+    status = await client.get(response.headers["location"], headers=KEY)
+    assert status.json()["status"] == "completed"
+    services = await db.fetchval(
+        "SELECT services FROM suppliers WHERE tenant_id = 2 AND name = 'Import Co 9999'"
+    )
+    assert services == ["canapés", "bar"]
+
+
+async def test_one_bad_row_rejects_everything(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    before = await _suppliers(db)
+    bad = {7: "Bad Co,caterer,yorkshire,95.0,-1.08,4.5,2,,,", 4000: "Worse,juggler,x,1,1,,9,,,"}
+    response = await client.post(
+        "/imports/suppliers", content=_csv(5_000, bad), headers={**KEY, "Content-Type": "text/csv"}
+    )
+    assert response.status_code == 422
+    body = response.json()
+    problems = {(e["row"], e["field"]) for e in body["errors"]}
+    assert problems == {(7, "lat"), (4000, "category"), (4000, "price_band")}
+    assert body["error_count"] == 3
+    assert await _suppliers(db) == before
+
+
+async def test_json_import(client: httpx.AsyncClient, db: asyncpg.Connection) -> None:
+    before = await _suppliers(db)
+    rows = [
+        {"name": f"Json {i}", "category": "dj", "region": "wales", "lat": 51.4, "lon": -3.1,
+         "price_band": 1, "services": ["lighting"]}
+        for i in range(25)
+    ]  # fmt: skip
+    response = await client.post(
+        "/imports/suppliers", content=orjson.dumps(rows), headers={**KEY, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 201, response.text
+    assert await _suppliers(db) == before + 25
+
+
+@pytest.mark.parametrize(
+    ("content", "media", "status", "fragment"),
+    [
+        (b"name,category\nx,dj\n", "text/csv", 422, "lacks required columns"),
+        (b"name,category,region,lat,lon,price_band,shoe_size\n", "text/csv", 422, "unknown columns"),
+        (HEADER.encode() + b"\n", "text/csv", 422, "no rows"),
+        (b"\xff\xfe\x00", "text/csv", 422, "UTF-8"),
+        (b'{"name": "x"}', "application/json", 422, "array"),
+        (b"[1, 2", "application/json", 422, "not valid JSON"),
+        (b"<xml/>", "application/xml", 415, "text/csv"),
+    ],
+)
+async def test_unusable_bodies_are_explained(
+    client: httpx.AsyncClient, content: bytes, media: str, status: int, fragment: str
+) -> None:
+    response = await client.post(
+        "/imports/suppliers", content=content, headers={**KEY, "Content-Type": media}
+    )
+    assert response.status_code == status
+    assert fragment in response.json()["detail"]
+
+
+async def test_oversize_body_is_413_and_writes_nothing(
+    seeded_dsn: str, db: asyncpg.Connection
+) -> None:
+    before = await _suppliers(db)
+    app = create_app(api_settings(import_max_bytes=4096), dsn=seeded_dsn)
+    async with running(app) as small:
+        response = await small.post(
+            "/imports/suppliers", content=_csv(200), headers={**KEY, "Content-Type": "text/csv"}
+        )
+        assert response.status_code == 413
+
+        async def chunks():  # no Content-Length: the streamed size is what counts
+            body = _csv(200)
+            for i in range(0, len(body), 1000):
+                yield body[i : i + 1000]
+
+        streamed = await small.post(
+            "/imports/suppliers", content=chunks(), headers={**KEY, "Content-Type": "text/csv"}
+        )
+        assert streamed.status_code == 413
+    assert await _suppliers(db) == before
+
+
+async def test_too_many_rows_is_413(seeded_dsn: str, db: asyncpg.Connection) -> None:
+    before = await _suppliers(db)
+    app = create_app(api_settings(import_max_rows=100), dsn=seeded_dsn)
+    async with running(app) as small:
+        response = await small.post(
+            "/imports/suppliers", content=_csv(101), headers={**KEY, "Content-Type": "text/csv"}
+        )
+        assert response.status_code == 413
+        assert "100 rows" in response.json()["detail"]
+    assert await _suppliers(db) == before

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from fastapi.routing import APIRoute
+
+from wedsync_api.app import create_app
+from wedsync_api.settings import ApiSettings
+from wedsync_perf.priorities import (
+    PRIORITY_EXTENSION,
+    PriorityClass,
+    declare,
+    declared_priority,
+    effective_routes,
+    priority_table,
+)
+
+
+def test_declaration_round_trips() -> None:
+    route = SimpleNamespace(openapi_extra=declare(PriorityClass.BULK))
+    assert declared_priority(route) is PriorityClass.BULK
+
+
+def test_missing_declaration_is_none_and_table_uses_default() -> None:
+    route = SimpleNamespace(path="/x", methods={"GET"}, openapi_extra=None)
+    assert declared_priority(route) is None
+    assert priority_table([route]) == {("GET", "/x"): PriorityClass.STANDARD}
+
+
+def test_unknown_class_is_rejected_with_accepted_values() -> None:
+    route = SimpleNamespace(openapi_extra={PRIORITY_EXTENSION: "urgent"})
+    with pytest.raises(ValueError, match="critical, standard, bulk"):
+        declared_priority(route)
+
+
+def test_ranks_order_critical_first() -> None:
+    assert sorted(PriorityClass, key=lambda p: p.rank) == [
+        PriorityClass.CRITICAL,
+        PriorityClass.STANDARD,
+        PriorityClass.BULK,
+    ]
+
+
+def test_every_api_route_declares_its_class() -> None:
+    app = create_app(ApiSettings(database_url="postgresql://unused@127.0.0.1/x"))
+    routes = [r for r in effective_routes(app.routes) if isinstance(r.original_route, APIRoute)]
+    assert routes
+    undeclared = [r.path for r in routes if declared_priority(r) is None]
+    assert undeclared == []
+
+
+def test_wedding_day_routes_are_critical_and_imports_bulk() -> None:
+    app = create_app(ApiSettings(database_url="postgresql://unused@127.0.0.1/x"))
+    table = priority_table(app.routes)
+    for path in ("/weddings/{wedding_id}/timeline", "/weddings/{wedding_id}/vendors"):
+        assert table[("GET", path)] is PriorityClass.CRITICAL
+    for path in ("/weddings/{wedding_id}/checkins", "/weddings/{wedding_id}/messages"):
+        assert table[("POST", path)] is PriorityClass.CRITICAL
+    assert table[("POST", "/imports/suppliers")] is PriorityClass.BULK
+    assert table[("GET", "/suppliers/search")] is PriorityClass.STANDARD
+    openapi = app.openapi()
+    timeline = openapi["paths"]["/weddings/{wedding_id}/timeline"]["get"]
+    assert timeline[PRIORITY_EXTENSION] == "critical"
