@@ -61,7 +61,11 @@ async def db(seeded_dsn: str) -> AsyncIterator[asyncpg.Connection]:
 
 def api_settings(**overrides: object) -> ApiSettings:
     """Settings independent of the caller's environment (no REDIS_URL leaking in)."""
-    values: dict[str, object] = {"database_url": None, "redis_url": None, "rate_limit": "100000/minute"}
+    values: dict[str, object] = {
+        "database_url": None,
+        "redis_url": None,
+        "rate_limit": "100000/minute",
+    }
     values.update(overrides)
     return ApiSettings(**values)
 

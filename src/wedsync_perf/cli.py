@@ -57,22 +57,11 @@ def _register_plugins() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, turning library errors into one red line and exit 2."""
+    """Entry point: run the CLI; a library error becomes one red line and exit code 2
+    (usage errors are reported by Typer itself, also with exit code 2)."""
     _register_plugins()
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv)
     except WedsyncPerfError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
-    except typer.Abort:
-        console.print("aborted")
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors carry their own formatting
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

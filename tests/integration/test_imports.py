@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import orjson
 import asyncpg
 import httpx
+import orjson
 import pytest
 
 from tests.conftest import api_settings, key_for, running
@@ -68,7 +68,9 @@ async def test_json_import(client: httpx.AsyncClient, db: asyncpg.Connection) ->
         for i in range(25)
     ]  # fmt: skip
     response = await client.post(
-        "/imports/suppliers", content=orjson.dumps(rows), headers={**KEY, "Content-Type": "application/json"}
+        "/imports/suppliers",
+        content=orjson.dumps(rows),
+        headers={**KEY, "Content-Type": "application/json"},
     )
     assert response.status_code == 201, response.text
     assert await _suppliers(db) == before + 25
@@ -78,7 +80,12 @@ async def test_json_import(client: httpx.AsyncClient, db: asyncpg.Connection) ->
     ("content", "media", "status", "fragment"),
     [
         (b"name,category\nx,dj\n", "text/csv", 422, "lacks required columns"),
-        (b"name,category,region,lat,lon,price_band,shoe_size\n", "text/csv", 422, "unknown columns"),
+        (
+            b"name,category,region,lat,lon,price_band,shoe_size\n",
+            "text/csv",
+            422,
+            "unknown columns",
+        ),
         (HEADER.encode() + b"\n", "text/csv", 422, "no rows"),
         (b"\xff\xfe\x00", "text/csv", 422, "UTF-8"),
         (b'{"name": "x"}', "application/json", 422, "array"),

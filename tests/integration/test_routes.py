@@ -83,7 +83,9 @@ async def test_booking_conflict_is_409(client: httpx.AsyncClient, db: asyncpg.Co
     assert second.status_code == 409
     assert "2032-07-03" in second.json()["detail"]
     availability = await client.get(
-        f"/venues/{venue}/availability", params={"from": "2032-07-02", "to": "2032-07-04"}, headers=KEY
+        f"/venues/{venue}/availability",
+        params={"from": "2032-07-02", "to": "2032-07-04"},
+        headers=KEY,
     )
     assert [d["available"] for d in availability.json()["days"]] == [True, False, True]
 
@@ -118,10 +120,17 @@ async def test_bad_availability_range_is_422(
 
 
 async def test_search_filters_and_pages(client: httpx.AsyncClient, db: asyncpg.Connection) -> None:
-    params: dict[str, str | int | float] = {"category": "photographer", "price_max": 3, "page_size": 5}
+    params: dict[str, str | int | float] = {
+        "category": "photographer",
+        "price_max": 3,
+        "page_size": 5,
+    }
     page1 = (await client.get("/suppliers/search", params=params, headers=KEY)).json()
-    page2 = (await client.get("/suppliers/search", params={**params, "page": 2}, headers=KEY)).json()
-    assert page1["items"] and page1["has_more"]
+    page2 = (
+        await client.get("/suppliers/search", params={**params, "page": 2}, headers=KEY)
+    ).json()
+    assert page1["items"]
+    assert page1["has_more"]
     assert not {i["id"] for i in page1["items"]} & {i["id"] for i in page2["items"]}
     for item in page1["items"] + page2["items"]:
         assert item["category"] == "photographer"
@@ -170,7 +179,9 @@ async def test_geo_arguments_must_come_together(client: httpx.AsyncClient) -> No
     assert "radius_km" in response.json()["detail"]
 
 
-async def test_nul_in_text_is_422_not_500(client: httpx.AsyncClient, db: asyncpg.Connection) -> None:
+async def test_nul_in_text_is_422_not_500(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
     wedding = await _wedding(db)
     response = await client.post(
         f"/weddings/{wedding['id']}/messages", json={"sender": "a\u0000b", "body": "x"}, headers=KEY

@@ -66,5 +66,7 @@ async def test_wedding_shape(db: asyncpg.Connection) -> None:
     assert {r["n"] for r in lengths} <= set(range(10, 31))
     assert min(r["n"] for r in lengths) == 10
     assert max(r["n"] for r in lengths) == 30
-    years = await db.fetchval("SELECT count(DISTINCT extract(year FROM wedding_date)) FROM weddings")
+    years = await db.fetchval(
+        "SELECT count(DISTINCT extract(year FROM wedding_date)) FROM weddings"
+    )
     assert years == 3
