@@ -31,6 +31,8 @@ from wedsync_perf.traffic import MIX_BY_REGIME
 __all__ = ["register"]
 
 console = Console()
+if not console.is_terminal:  # logs and pipes: wide enough for the endpoint table
+    console = Console(width=120)
 
 Scale = Annotated[
     float, typer.Option(min=0.001, max=20, help="Dataset size; 1 = 20k suppliers, 50k weddings.")
@@ -184,7 +186,12 @@ def demo_command(
         try:
             if not await is_seeded(conn):
                 await conn.close()
-                await _seed(dsn, SeedPlan(scale=scale, seed=seed_value), force=False)
+                started = time.perf_counter()
+                counts = await _seed(dsn, SeedPlan(scale=scale, seed=seed_value), force=False)
+                console.print(
+                    f"seeded {sum(counts.values()):,} rows (scale {scale:g}) in"
+                    f" {time.perf_counter() - started:.1f} s"
+                )
                 conn = await asyncpg.connect(dsn)
             seeded_with = await conn.fetchval("SELECT seed FROM seed_runs")
             return await WeddingSaturday.from_database(conn, seeded_with)

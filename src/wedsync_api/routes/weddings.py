@@ -3,6 +3,7 @@ supplier on site opens, and what must stay fast on a Saturday."""
 
 from __future__ import annotations
 
+import asyncpg
 from fastapi import APIRouter
 
 from wedsync_api.deps import Conn, CurrentTenant, ResourceId, not_found
@@ -28,9 +29,15 @@ CRITICAL = declare(PriorityClass.CRITICAL)
 _OWNED = "SELECT 1 FROM weddings WHERE tenant_id = $1 AND id = $2"
 
 
-async def _require_wedding(conn: Conn, tenant_id: int, wedding_id: int) -> None:
-    if await conn.fetchval(_OWNED, tenant_id, wedding_id) is None:
+async def _wedding_rows(
+    conn: Conn, sql: str, tenant_id: int, wedding_id: int
+) -> list[asyncpg.Record]:
+    """Rows of one wedding; 404 when the wedding is not this tenant's. The ownership
+    query only runs when there are no rows, so the common case is one round trip."""
+    rows = await conn.fetch(sql, tenant_id, wedding_id)
+    if not rows and await conn.fetchval(_OWNED, tenant_id, wedding_id) is None:
         raise not_found("wedding")
+    return rows
 
 
 @router.get("/{wedding_id}", response_model=Wedding, openapi_extra=STANDARD)
@@ -75,20 +82,20 @@ async def get_wedding(wedding_id: ResourceId, tenant: CurrentTenant, conn: Conn)
 
 @router.get("/{wedding_id}/timeline", response_model=Timeline, openapi_extra=CRITICAL)
 async def get_timeline(wedding_id: ResourceId, tenant: CurrentTenant, conn: Conn) -> Timeline:
-    rows = await conn.fetch(
+    rows = await _wedding_rows(
+        conn,
         "SELECT id, starts_at, ends_at, title, location, supplier_id FROM timeline_items"
         " WHERE tenant_id = $1 AND wedding_id = $2 ORDER BY starts_at, id",
         tenant.id,
         wedding_id,
     )
-    if not rows:
-        await _require_wedding(conn, tenant.id, wedding_id)
     return Timeline(wedding_id=wedding_id, items=[TimelineItem(**dict(r)) for r in rows])
 
 
 @router.get("/{wedding_id}/vendors", response_model=VendorList, openapi_extra=CRITICAL)
 async def get_vendors(wedding_id: ResourceId, tenant: CurrentTenant, conn: Conn) -> VendorList:
-    rows = await conn.fetch(
+    rows = await _wedding_rows(
+        conn,
         "SELECT s.id AS supplier_id, s.name, s.category, ws.role, s.email, s.phone,"
         " ws.arrival_status, ws.arrived_at FROM wedding_suppliers ws"
         " JOIN suppliers s ON s.id = ws.supplier_id"
@@ -96,8 +103,6 @@ async def get_vendors(wedding_id: ResourceId, tenant: CurrentTenant, conn: Conn)
         tenant.id,
         wedding_id,
     )
-    if not rows:
-        await _require_wedding(conn, tenant.id, wedding_id)
     return VendorList(wedding_id=wedding_id, vendors=[Vendor(**dict(r)) for r in rows])
 
 
