@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -121,7 +122,8 @@ def _start_server(dsn: str, host: str, port: int, workers: int) -> subprocess.Po
     env = {**os.environ, "DATABASE_URL": dsn}
     cmd = [sys.executable, "-m", "wedsync_perf", "serve", "--host", host, "--port", str(port)]
     cmd += ["--workers", str(workers)]
-    return subprocess.Popen(cmd, env=env)  # noqa: S603 - our own interpreter and module
+    # Own session: a Ctrl-C meant for the demo must not kill the server mid-drain.
+    return subprocess.Popen(cmd, env=env, start_new_session=True)  # noqa: S603 - our own module
 
 
 def _wait_ready(base_url: str, server: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
@@ -139,15 +141,21 @@ def _wait_ready(base_url: str, server: subprocess.Popen[bytes], timeout_s: float
 
 
 async def _drive_with_table(
-    base_url: str, workload: WeddingSaturday, rps: float, duration: float | None
+    base_url: str, workload: WeddingSaturday, rps: float, duration: float | None, banner: str
 ) -> LoadStats:
     stats = LoadStats()
     rng = random.Random(2026)
+    # Ctrl-C (or SIGTERM) ends the run like --duration does: stop sending, drain, report.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    console.print(banner)  # only now: from here on, Ctrl-C ends the run cleanly
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=10) as client:
         driver = asyncio.create_task(
             drive(client, workload, MIX_BY_REGIME[Regime.WEDDING_DAY], rps=rps,
-                  duration_s=duration, stats=stats, rng=rng)
+                  duration_s=duration, stats=stats, rng=rng, stop=stop)
         )  # fmt: skip
         if console.is_terminal:
             with Live(render_table(stats), console=console, refresh_per_second=2) as live:
@@ -203,16 +211,12 @@ def demo_command(
     server = _start_server(dsn, host, port, workers)
     try:
         _wait_ready(base_url, server)
-        console.print(
+        banner = (
             f"[bold]serving[/] {base_url} (docs at {base_url}/docs); driving the wedding Saturday"
             f" of {workload.day:%a %d %b %Y} at {rps:g} req/s"
             + (f" for {duration:g} s" if duration else "; Ctrl-C to stop")
         )
-        try:
-            stats = asyncio.run(_drive_with_table(base_url, workload, rps, duration))
-        except KeyboardInterrupt:
-            console.print("stopping…")
-            return
+        stats = asyncio.run(_drive_with_table(base_url, workload, rps, duration, banner))
         console.print(render_table(stats, title="Per endpoint (whole run)", whole_run=True))
         console.print(render_summary(stats))
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -64,3 +65,27 @@ async def test_demo_drives_every_priority_class(server_url: str) -> None:
             row = next(line for line in summary.splitlines() if f" {priority} " in line)
             total = int(row.split("│")[3].strip().replace(",", ""))
             assert total > 0, row
+
+
+async def test_demo_stops_cleanly_on_interrupt_with_a_summary(server_url: str) -> None:
+    async with temporary_database(server_url) as dsn:
+        env = {**os.environ, "DATABASE_URL": dsn, "COLUMNS": "160"}
+        env.pop("REDIS_URL", None)
+        port = _free_port()
+        demo = subprocess.Popen(  # noqa: ASYNC220 - the test waits on it by design
+            [sys.executable, "-m", "wedsync_perf", "demo", "--rps", "40", "--scale", "0.01",
+             "--port", str(port)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert demo.stdout is not None
+        # Interrupt once load is flowing: the "serving" line is printed just before it.
+        for line in demo.stdout:
+            if line.startswith("serving"):
+                break
+        demo.send_signal(signal.SIGINT)
+        out, err = demo.communicate(timeout=60)
+        assert demo.returncode == 0, err[-2000:]
+        assert "Summary by priority class" in out
+        # The API server was stopped with the demo, not left behind.
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0
