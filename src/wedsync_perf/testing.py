@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from wedsync_perf.embedded import EmbeddedRedis, embedded_postgres_url, embedded_redis
 
-__all__ = ["postgres_server_url", "redis_server_url", "temporary_database", "with_database"]
+__all__ = [
+    "call_asgi",
+    "postgres_server_url",
+    "redis_server_url",
+    "temporary_database",
+    "with_database",
+]
 
 
 def postgres_server_url(data_dir: Path) -> str:
@@ -58,3 +65,52 @@ async def temporary_database(server_url: str, prefix: str = "wedsync_test") -> A
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+async def call_asgi(
+    app: Any,
+    method: str,
+    path: str,
+    *,
+    root_path: str = "",
+    query_string: bytes = b"",
+    body: bytes = b"",
+    send_hook: Callable[[MutableMapping[str, Any]], Awaitable[None]] | None = None,
+) -> list[MutableMapping[str, Any]]:
+    """Call an ASGI app directly, the way a server would, and return what it sent.
+
+    No HTTP server and no client library: what is measured or observed is the app and
+    its middleware alone. `path` is relative to `root_path`, as a proxy would strip it.
+    """
+    full_path = root_path + path
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": full_path,
+        "raw_path": full_path.encode(),
+        "root_path": root_path,
+        "query_string": query_string,
+        "headers": [(b"host", b"test")],
+        "server": ("test", 80),
+        "client": ("127.0.0.1", 50000),
+    }
+    sent: list[MutableMapping[str, Any]] = []
+    delivered = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if send_hook is not None:
+            await send_hook(message)
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
