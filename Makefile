@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck pytest bench bench-import clean
+.PHONY: install tools demo test lint typecheck pytest bench bench-import clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,19 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# promtool (Debian package `prometheus`) checks our exposition format in the tests. Only
+# the binary is unpacked into the venv: installing the package would start a server.
+PROMTOOL := $(VENV)/tools/promtool
+$(PROMTOOL): | $(STAMP)
+	@mkdir -p $(VENV)/tools/deb
+	@cd $(VENV)/tools/deb && (apt-get download prometheus >/dev/null 2>&1 \
+		|| (apt-get update -qq >/dev/null 2>&1 && apt-get download prometheus >/dev/null 2>&1)) \
+		&& dpkg-deb -x prometheus_*.deb root && cp root/usr/bin/promtool ../promtool \
+		|| echo "promtool unavailable (no apt): the exposition-format test will be skipped outside CI"
+	@rm -rf $(VENV)/tools/deb
+
+tools: $(PROMTOOL)
 
 ## make demo [DURATION=30] [DEMO_ARGS="--rps 300"]
 demo: $(STAMP)
@@ -28,8 +41,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
-	$(BIN)/pytest
+pytest: $(STAMP) tools
+	PROMTOOL=$(abspath $(PROMTOOL)) $(BIN)/pytest
 
 bench: bench-import
 

@@ -14,6 +14,9 @@ from wedsync_api.auth import Authenticator, RateLimiter
 from wedsync_api.db import create_pool, database_url
 from wedsync_api.routes import health, imports, suppliers, venues, weddings
 from wedsync_api.settings import ApiSettings, load_api_settings
+from wedsync_perf.monitoring import MonitoringMiddleware
+from wedsync_perf.monitoring.monitor import Monitor
+from wedsync_perf.settings import PerfSettings, load_settings
 
 __all__ = ["create_app"]
 
@@ -28,25 +31,33 @@ _UNAVAILABLE = (
 )
 
 
-def create_app(settings: ApiSettings | None = None, *, dsn: str | None = None) -> FastAPI:
+def create_app(
+    settings: ApiSettings | None = None,
+    *,
+    dsn: str | None = None,
+    perf: PerfSettings | None = None,
+) -> FastAPI:
     """Build the API. `dsn` overrides URL resolution (tests pass a prepared database);
     otherwise `DATABASE_URL` or the embedded server is used."""
     settings = settings or load_api_settings()
+    perf = perf or load_settings(PerfSettings)
+    redis = redis_asyncio.Redis.from_url(settings.redis_url) if settings.redis_url else None
+    monitor = Monitor(perf, redis=redis)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(dsn or database_url(settings), settings)
+        pool = await create_pool(dsn or database_url(settings, perf), settings)
         app.state.pool = pool
-        app.state.redis = (
-            redis_asyncio.Redis.from_url(settings.redis_url) if settings.redis_url else None
-        )
+        app.state.redis = redis
         app.state.authenticator = Authenticator(pool, settings.auth_cache_seconds)
         app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url)
+        monitor.start()
         try:
             yield
         finally:
-            if app.state.redis is not None:
-                await app.state.redis.aclose()
+            await monitor.stop()
+            if redis is not None:
+                await redis.aclose()
             await pool.close()
 
     app = FastAPI(
@@ -57,6 +68,7 @@ def create_app(settings: ApiSettings | None = None, *, dsn: str | None = None) -
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.monitor = monitor
     app.include_router(health.router)
     app.include_router(suppliers.router)
     app.include_router(venues.router)
@@ -69,6 +81,18 @@ def create_app(settings: ApiSettings | None = None, *, dsn: str | None = None) -
 
     for error in _UNAVAILABLE[1:]:
         app.add_exception_handler(error, _os_unavailable)
+
+    endpoints = monitor.endpoints()
+    for path, endpoint in endpoints.items():
+        # Starlette wraps plain functions only; an ASGI callable object is served as is.
+        app.add_route(path, endpoint, include_in_schema=False)  # type: ignore[arg-type]
+    # Outermost user middleware: it times everything below it, auth included. Probes
+    # and the monitoring endpoints are not measured.
+    app.add_middleware(
+        MonitoringMiddleware,
+        recorder=monitor.recorder,
+        skip_paths={"/health/live", "/health/ready", *endpoints},
+    )
     return app
 
 

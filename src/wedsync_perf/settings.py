@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import platformdirs
-from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wedsync_perf.errors import ConfigError
@@ -39,6 +46,22 @@ class PerfSettings(BaseSettings):
     slo_ms: float = Field(200.0, gt=0, description="Latency objective for every route (ms).")
     critical_slo_ms: float = Field(
         100.0, gt=0, description="Latency objective for critical routes on wedding days (ms)."
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for /metrics and /perf/stats; unset turns them off.",
+    )
+    window_s: float = Field(10.0, ge=1, le=300, description="Width of a measurement window (s).")
+    retention_s: float = Field(3600.0, ge=60, le=86400, description="Windows kept in memory (s).")
+    max_series: int = Field(1000, ge=10, le=100_000, description="Series cap; beyond it, overflow.")
+    flush_interval_s: float = Field(
+        5.0, gt=0, le=60, description="How often each process publishes to the fleet view (s)."
+    )
+    redis_prefix: str = Field(
+        "wsp", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="Redis key prefix."
+    )
+    fleet: str = Field(
+        "default", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Fleet name (one per deployment)."
     )
 
     @field_validator("critical_slo_ms")

@@ -11,7 +11,7 @@ websocket scopes pass straight through.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
 
 from wedsync_perf.monitoring.recorder import UNMATCHED_ROUTE, Recorder
@@ -46,8 +46,12 @@ class MonitoringMiddleware:
         recorder: Recorder,
         resolver: RouteResolver | None = None,
         unmatched_priority: PriorityClass = PriorityClass.STANDARD,
+        skip_paths: Collection[str] = (),
     ) -> None:
+        """`skip_paths`: exact paths (relative to `root_path`) not to record, such as
+        health probes and the metrics endpoint itself."""
         self.app = app
+        self._skip = frozenset(skip_paths)
         self.recorder = recorder
         self.resolver = resolver or RouteResolver()
         self._unmatched_priority = unmatched_priority.value
@@ -57,9 +61,12 @@ class MonitoringMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        entry_root_path = scope.get("root_path", "")
+        if self._skip and scope["path"][len(entry_root_path) :] in self._skip:
+            await self.app(scope, receive, send)
+            return
         clock = self._clock
         started = clock()
-        entry_root_path = scope.get("root_path", "")
         status = 0
         size = 0
         first_byte = 0.0
@@ -87,6 +94,7 @@ class MonitoringMiddleware:
                 disconnected = True
                 raise
 
+        self.recorder.in_flight += 1
         try:
             await self.app(scope, receive, send_wrapper)
         except BaseException:
@@ -95,6 +103,7 @@ class MonitoringMiddleware:
                 finished = clock()
             raise
         finally:
+            self.recorder.in_flight -= 1
             end = finished or clock()
             if not finished and status and disconnected:
                 status = CLIENT_CLOSED

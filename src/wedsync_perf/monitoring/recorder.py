@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from wedsync_perf.monitoring.series import SeriesKey, SeriesStats, status_class
-from wedsync_perf.priorities import PriorityClass
 
 __all__ = [
     "DEFAULT_EDGES",
@@ -77,7 +76,7 @@ class Recorder:
         start = self._align(clock())
         self._current = Window(start, {})
         self._current_end = start + window_s
-        self.in_flight = dict.fromkeys(PriorityClass, 0)
+        self.in_flight = 0  # requests inside the middleware right now
         self.dropped_series = 0  # records folded into the overflow series
 
     def _align(self, now: float) -> float:

@@ -1,0 +1,87 @@
+"""ASGI endpoints of the monitoring layer, each behind a bearer token.
+
+`/metrics` (Prometheus text format) and `/perf/stats` (JSON summary) expose what the API
+is doing; they are refused with 401 and no detail without the token, compared in
+constant time, and answer 404 when no token is configured (off by default).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+__all__ = ["BearerGuard", "metrics_app", "stats_app"]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    headers += [(b"cache-control", b"no-store"), *(extra or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BearerGuard:
+    """Let a request through only with `Authorization: Bearer <token>`."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self._token = token.encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._token is None:
+            await _respond(send, 404, b"", b"text/plain")
+            return
+        given = b""
+        for name, value in scope.get("headers", []):
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                given = value[7:].strip()
+                break
+        if not hmac.compare_digest(given, self._token):
+            await _respond(send, 401, b"", b"text/plain", [(b"www-authenticate", b"Bearer")])
+            return
+        await self.app(scope, receive, send)
+
+
+def metrics_app(registry: CollectorRegistry) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await _respond(send, 200, generate_latest(registry), CONTENT_TYPE_LATEST.encode())
+
+    return app
+
+
+def stats_app(
+    summarize: Callable[[float, bool], Awaitable[dict[str, Any]]], max_window_s: float
+) -> ASGIApp:
+    """JSON summary; `?window=SECONDS` (default 60) and `?scope=process|fleet`."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        try:
+            window = float(query.get("window", ["60"])[0])
+            if not 1 <= window <= max_window_s:
+                raise ValueError
+        except ValueError:
+            message = f"window must be a number of seconds between 1 and {max_window_s:g}"
+            await _respond(send, 422, orjson.dumps({"detail": message}), b"application/json")
+            return
+        fleet = query.get("scope", ["fleet"])[0] != "process"
+        body = orjson.dumps(await summarize(window, fleet))
+        await _respond(send, 200, body, b"application/json")
+
+    return app

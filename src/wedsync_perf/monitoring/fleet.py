@@ -1,0 +1,232 @@
+"""The fleet view: every process's windows in Redis, merged on read.
+
+Each process publishes its windows every few seconds in one pipeline: a Redis hash per
+aligned window (`{prefix}:{{fleet}}:w:{start}`), one field per (instance, series), value
+the series' compact bytes. Rewriting a field is idempotent, so the current, still
+growing window is simply published again on the next flush. Keys expire after the
+retention. All keys share the `{fleet}` hash tag, so the layout works on Redis Cluster.
+Merging is exact (sketches add bin by bin): the fleet p99 is the p99 of every request of
+every worker, within the sketch's 1 %.
+
+Closed windows also feed a per-day hash of request counts per UTC hour and priority
+class (`…:hourly:{yyyymmdd}`, kept 400 days): the hour-of-week profile capacity
+planning reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+import zlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from wedsync_perf.monitoring.recorder import Recorder, Window
+from wedsync_perf.monitoring.series import SeriesKey, SeriesStats
+
+__all__ = ["FleetPublisher", "FleetStore", "RedisLike", "hour_of_week_profile"]
+
+_log = logging.getLogger(__name__)
+_SEP = "\x1f"  # field separator: cannot occur in route templates or label values
+_HOURLY_TTL_S = 400 * 86400
+
+
+class RedisLike(Protocol):
+    """The part of `redis.asyncio.Redis` the fleet store uses."""
+
+    def pipeline(self, transaction: bool = ...) -> Any: ...
+
+
+class FleetStore:
+    """Reads and writes windows of series in Redis."""
+
+    def __init__(
+        self,
+        redis: RedisLike,
+        *,
+        edges: Sequence[float],
+        window_s: float,
+        retention_s: float,
+        prefix: str = "wsp",
+        fleet: str = "default",
+        instance_id: str | None = None,
+    ) -> None:
+        self.redis = redis
+        self.edges = tuple(edges)
+        self.window_s = window_s
+        self.retention_s = retention_s
+        self._base = f"{prefix}:{{{fleet}}}"
+        self.instance_id = instance_id or uuid.uuid4().hex[:12]
+
+    def window_key(self, start: float) -> str:
+        return f"{self._base}:w:{int(start)}"
+
+    def hourly_key(self, day: str) -> str:
+        return f"{self._base}:hourly:{day}"
+
+    async def publish(self, windows: Sequence[Window], closed: Sequence[Window] = ()) -> int:
+        """Write `windows` (overwriting this instance's fields) in one pipeline, and add
+        each of `closed` (windows seen closed for the first time) to the hourly profile.
+        Returns the number of fields written."""
+        pipe = self.redis.pipeline(transaction=False)
+        fields = 0
+        expire_s = int(self.retention_s + 2 * self.window_s)
+        for window in windows:
+            if not window.series:
+                continue
+            mapping = {
+                _SEP.join((self.instance_id, *key)): zlib.compress(stats.series_bytes(), 1)
+                for key, stats in window.series.items()
+            }
+            redis_key = self.window_key(window.start)
+            pipe.hset(redis_key, mapping=mapping)
+            pipe.expire(redis_key, expire_s)
+            fields += len(mapping)
+        for window in closed:
+            moment = datetime.fromtimestamp(window.start, UTC)
+            day_key = self.hourly_key(moment.strftime("%Y%m%d"))
+            per_class: dict[str, int] = {}
+            for series_key, stats in window.series.items():
+                priority = series_key.priority
+                per_class[priority] = per_class.get(priority, 0) + stats.count
+            for priority, count in per_class.items():
+                pipe.hincrby(day_key, f"{moment.hour}:{priority}", count)
+            if per_class:
+                pipe.hincrbyfloat(day_key, f"{moment.hour}:seconds", self.window_s)
+                pipe.expire(day_key, _HOURLY_TTL_S)
+        if fields or closed:
+            await pipe.execute()
+        return fields
+
+    async def read(self, since: float, until: float | None = None) -> list[Window]:
+        """Windows starting in [since, until], each merged over every instance."""
+        until = time.time() if until is None else until
+        first = since - (since % self.window_s)
+        starts: list[float] = []
+        start = first
+        while start <= until:
+            starts.append(start)
+            start += self.window_s
+        if not starts:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for start in starts:
+            pipe.hgetall(self.window_key(start))
+        replies = await pipe.execute()
+        windows: list[Window] = []
+        for start, reply in zip(starts, replies, strict=True):
+            if not reply:
+                continue
+            series: dict[SeriesKey, SeriesStats] = {}
+            for raw_field, raw_value in reply.items():
+                field = raw_field.decode() if isinstance(raw_field, bytes) else str(raw_field)
+                parts = field.split(_SEP)
+                if len(parts) != 5:
+                    continue  # not written by this version: skip rather than fail a read
+                key = SeriesKey(*parts[1:])
+                try:
+                    stats = SeriesStats.from_series_bytes(zlib.decompress(raw_value), self.edges)
+                except (ValueError, zlib.error):
+                    _log.warning("skipping an unreadable fleet series in %s", start)
+                    continue
+                target = series.get(key)
+                if target is None:
+                    series[key] = stats
+                else:
+                    target.merge(stats)
+            windows.append(Window(start, series))
+        return windows
+
+    async def hourly(self, days: Sequence[str]) -> dict[str, dict[str, float]]:
+        """Raw hourly profile for the given `yyyymmdd` days: day → field → value."""
+        pipe = self.redis.pipeline(transaction=False)
+        for day in days:
+            pipe.hgetall(self.hourly_key(day))
+        replies = await pipe.execute()
+        result: dict[str, dict[str, float]] = {}
+        for day, reply in zip(days, replies, strict=True):
+            result[day] = {
+                (k.decode() if isinstance(k, bytes) else str(k)): float(v)
+                for k, v in (reply or {}).items()
+            }
+        return result
+
+
+def hour_of_week_profile(hourly: dict[str, dict[str, float]]) -> dict[int, dict[str, float]]:
+    """Mean requests/s per hour of the week (0 = Monday 00:00 UTC) and priority class,
+    from `FleetStore.hourly` output. Hours never observed are absent."""
+    sums: dict[int, dict[str, float]] = {}
+    seconds: dict[int, float] = {}
+    for day, fields in hourly.items():
+        weekday = datetime.strptime(day, "%Y%m%d").replace(tzinfo=UTC).weekday()
+        for field, value in fields.items():
+            hour_s, _, what = field.partition(":")
+            how = weekday * 24 + int(hour_s)
+            if what == "seconds":
+                seconds[how] = seconds.get(how, 0.0) + value
+            else:
+                bucket = sums.setdefault(how, {})
+                bucket[what] = bucket.get(what, 0.0) + value
+    return {
+        how: {priority: total / seconds[how] for priority, total in classes.items()}
+        for how, classes in sums.items()
+        if seconds.get(how)
+    }
+
+
+class FleetPublisher:
+    """Publishes a recorder's windows every `interval_s`; Redis trouble is logged, never
+    raised into requests."""
+
+    def __init__(self, recorder: Recorder, store: FleetStore, interval_s: float = 5.0) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self.recorder = recorder
+        self.store = store
+        self.interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+        self._published_from = 0.0  # start of the oldest window that may still change
+        self._closed_seen = 0.0  # newest window already added to the hourly profile
+        self.failures = 0
+
+    async def flush(self) -> int:
+        windows = self.recorder.windows(since=self._published_from)
+        if not windows:
+            return 0
+        current = windows[-1]
+        closed = [w for w in windows[:-1] if w.start > self._closed_seen]
+        written = await self.store.publish(windows, closed)
+        self._published_from = current.start
+        if closed:
+            self._closed_seen = closed[-1].start
+        return written
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.flush()
+            except Exception as exc:  # Redis down or slow: the API must not notice
+                self.failures += 1
+                if self.failures in (1, 10) or self.failures % 100 == 0:
+                    _log.warning(
+                        "fleet flush failed (%d so far): %s", self.failures, type(exc).__name__
+                    )
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="wedsync-perf-fleet-flush")
+
+    async def stop(self) -> None:
+        """Stop the loop and flush once more, so the last seconds are not lost."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self.flush()

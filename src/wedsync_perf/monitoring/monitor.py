@@ -1,0 +1,111 @@
+"""`Monitor`: the monitoring layer of one process, assembled from settings.
+
+It owns the recorder, the Prometheus registry, and — when a Redis client is given — the
+fleet store and its publisher. An app creates one, adds `MonitoringMiddleware` with its
+recorder, mounts its endpoints, and calls `start()`/`stop()` in its lifespan.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from wedsync_perf.calendar import WeddingCalendar
+from wedsync_perf.monitoring.endpoints import ASGIApp, BearerGuard, metrics_app, stats_app
+from wedsync_perf.monitoring.fleet import FleetPublisher, FleetStore, RedisLike
+from wedsync_perf.monitoring.prometheus import RecorderCollector
+from wedsync_perf.monitoring.recorder import Recorder
+from wedsync_perf.monitoring.views import summarize
+from wedsync_perf.settings import PerfSettings
+
+__all__ = ["Monitor"]
+
+
+class Monitor:
+    def __init__(
+        self,
+        settings: PerfSettings,
+        *,
+        redis: RedisLike | None = None,
+        calendar: WeddingCalendar | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.recorder = Recorder(
+            window_s=settings.window_s,
+            retention_s=settings.retention_s,
+            slo_thresholds_s=(settings.critical_slo_ms / 1000, settings.slo_ms / 1000),
+            max_series=settings.max_series,
+            clock=clock,
+        )
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(RecorderCollector(self.recorder))
+        self.calendar = calendar or WeddingCalendar(
+            settings.season_start_month, settings.season_end_month
+        )
+        self.store: FleetStore | None = None
+        self.publisher: FleetPublisher | None = None
+        if redis is not None:
+            self.store = FleetStore(
+                redis,
+                edges=self.recorder.edges,
+                window_s=settings.window_s,
+                retention_s=settings.retention_s,
+                prefix=settings.redis_prefix,
+                fleet=settings.fleet,
+            )
+            self.publisher = FleetPublisher(self.recorder, self.store, settings.flush_interval_s)
+
+    def start(self) -> None:
+        if self.publisher is not None:
+            self.publisher.start()
+
+    async def stop(self) -> None:
+        if self.publisher is not None:
+            await self.publisher.stop()
+
+    async def summary(self, last_s: float, fleet: bool = True) -> dict[str, Any]:
+        """Per-route and per-class figures over the last `last_s` seconds, fleet-wide
+        when a store is configured (falling back to this process if Redis fails)."""
+        now = self.clock()
+        window_s = self.recorder.window_s
+        since = now - (now % window_s) - last_s + window_s
+        scope = "process"
+        windows = self.recorder.windows(since)
+        if fleet and self.store is not None:
+            try:
+                windows = await self.store.read(since, now)
+                scope = "fleet"
+            except Exception:  # Redis unavailable: local figures beat none
+                scope = "process"
+        span = max(min(last_s, now - since), 1e-9)
+        result = summarize(
+            windows,
+            self.recorder.edges,
+            self.recorder.slo_thresholds_s,
+            span,
+            window_s,
+            self.recorder.in_flight,
+        ).as_dict()
+        result["scope"] = scope
+        result["regime"] = self.calendar.regime(datetime.fromtimestamp(now, UTC)).value
+        result["slo_ms"] = {
+            "critical_wedding_day": self.settings.critical_slo_ms,
+            "default": self.settings.slo_ms,
+        }
+        return result
+
+    def endpoints(self) -> dict[str, ASGIApp]:
+        """Path → ASGI app, each guarded by `WEDSYNC_PERF_METRICS_TOKEN`."""
+        token = (
+            self.settings.metrics_token.get_secret_value() if self.settings.metrics_token else None
+        )
+        return {
+            "/metrics": BearerGuard(metrics_app(self.registry), token),
+            "/perf/stats": BearerGuard(stats_app(self.summary, self.settings.retention_s), token),
+        }
