@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import random
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 import httpx
@@ -26,7 +28,8 @@ from wedsync_api.settings import ApiSettings, load_api_settings
 from wedsync_api.workload import WeddingSaturday
 from wedsync_perf.calendar import Regime
 from wedsync_perf.errors import WedsyncPerfError
-from wedsync_perf.loadgen import LoadStats, drive, render_summary, render_table
+from wedsync_perf.loadgen import LoadStats, drive, render_summary
+from wedsync_perf.monitoring.terminal import render_stats
 from wedsync_perf.traffic import MIX_BY_REGIME
 
 __all__ = ["register"]
@@ -118,8 +121,10 @@ def _port_free(host: str, port: int) -> bool:
         return probe.connect_ex((host, port)) != 0
 
 
-def _start_server(dsn: str, host: str, port: int, workers: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": dsn}
+def _start_server(
+    dsn: str, host: str, port: int, workers: int, token: str
+) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DATABASE_URL": dsn, "WEDSYNC_PERF_METRICS_TOKEN": token}
     cmd = [sys.executable, "-m", "wedsync_perf", "serve", "--host", host, "--port", str(port)]
     cmd += ["--workers", str(workers)]
     # Own session: a Ctrl-C meant for the demo must not kill the server mid-drain.
@@ -140,9 +145,25 @@ def _wait_ready(base_url: str, server: subprocess.Popen[bytes], timeout_s: float
     raise WedsyncPerfError(f"the API was not ready at {base_url} within {timeout_s:g} s")
 
 
+async def _server_stats(client: httpx.AsyncClient, token: str, window: float) -> dict[str, Any]:
+    response = await client.get(
+        "/perf/stats",
+        params={"window": max(10.0, min(window, 3600.0))},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    response.raise_for_status()
+    result: dict[str, Any] = response.json()
+    return result
+
+
 async def _drive_with_table(
-    base_url: str, workload: WeddingSaturday, rps: float, duration: float | None, banner: str
-) -> LoadStats:
+    base_url: str,
+    workload: WeddingSaturday,
+    rps: float,
+    duration: float | None,
+    banner: str,
+    token: str,
+) -> tuple[LoadStats, dict[str, Any]]:
     stats = LoadStats()
     rng = random.Random(2026)
     # Ctrl-C (or SIGTERM) ends the run like --duration does: stop sending, drain, report.
@@ -157,17 +178,21 @@ async def _drive_with_table(
             drive(client, workload, MIX_BY_REGIME[Regime.WEDDING_DAY], rps=rps,
                   duration_s=duration, stats=stats, rng=rng, stop=stop)
         )  # fmt: skip
+        # The live view is the server's own: percentiles from its sketches, last 10 s.
         if console.is_terminal:
-            with Live(render_table(stats), console=console, refresh_per_second=2) as live:
+            with Live(console=console, refresh_per_second=2) as live:
                 while not driver.done():
                     await asyncio.wait({driver}, timeout=1)
-                    live.update(render_table(stats))
+                    live.update(render_stats(await _server_stats(client, token, 10)))
         else:  # logs: a table every 10 s instead of a live redraw
             while not driver.done():
                 await asyncio.wait({driver}, timeout=10)
                 if not driver.done():
-                    console.print(render_table(stats))
-        return await driver
+                    console.print(render_stats(await _server_stats(client, token, 10)))
+        await driver
+        # One extra window: the run's first window began before the run did.
+        whole_run = await _server_stats(client, token, math.ceil(stats.elapsed_s()) + 10)
+        return stats, whole_run
 
 
 def demo_command(
@@ -208,7 +233,8 @@ def demo_command(
 
     workload = asyncio.run(prepare())
     base_url = f"http://{host}:{port}"
-    server = _start_server(dsn, host, port, workers)
+    token = secrets.token_urlsafe(24)
+    server = _start_server(dsn, host, port, workers, token)
     try:
         _wait_ready(base_url, server)
         banner = (
@@ -216,9 +242,11 @@ def demo_command(
             f" of {workload.day:%a %d %b %Y} at {rps:g} req/s"
             + (f" for {duration:g} s" if duration else "; Ctrl-C to stop")
         )
-        stats = asyncio.run(_drive_with_table(base_url, workload, rps, duration, banner))
-        console.print(render_table(stats, title="Per endpoint (whole run)", whole_run=True))
-        console.print(render_summary(stats))
+        stats, server_view = asyncio.run(
+            _drive_with_table(base_url, workload, rps, duration, banner, token)
+        )
+        console.print(render_stats(server_view, title="Whole run (server-side)"))
+        console.print(render_summary(stats, title="Summary by priority class (client-side)"))
     finally:
         server.terminate()
         try:

@@ -50,6 +50,60 @@ def show_config(
     Console().print(table)
 
 
+@app.command("top")
+def top(
+    url: Annotated[str, typer.Option(help="Base URL of an instrumented API.")] = (
+        "http://127.0.0.1:8000"
+    ),
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="WEDSYNC_PERF_METRICS_TOKEN",
+            help="Bearer token of /perf/stats.",
+            show_default=False,
+        ),
+    ] = None,
+    window: Annotated[float, typer.Option(min=1, max=86400, help="Seconds to summarise.")] = 60,
+    interval: Annotated[float, typer.Option(min=0.2, max=60, help="Refresh every N s.")] = 1.0,
+    once: Annotated[bool, typer.Option(help="Print one table and exit.")] = False,
+) -> None:
+    """Live per-route view of the fleet (or one process without Redis)."""
+    import time
+
+    import httpx
+    from rich.live import Live
+
+    from wedsync_perf.monitoring.terminal import render_stats
+
+    if not token:
+        raise WedsyncPerfError("--token (or WEDSYNC_PERF_METRICS_TOKEN) is required")
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def fetch(client: httpx.Client) -> Table:
+        try:
+            response = client.get("/perf/stats", params={"window": window}, headers=headers)
+        except httpx.HTTPError as exc:
+            raise WedsyncPerfError(f"cannot reach {url}: {type(exc).__name__}") from None
+        if response.status_code == 401:
+            raise WedsyncPerfError("the API refused the token (401)")
+        if response.status_code != 200:
+            raise WedsyncPerfError(f"{url}/perf/stats answered {response.status_code}")
+        return render_stats(response.json())
+
+    out = Console()
+    with httpx.Client(base_url=url, timeout=5) as client:
+        if once:
+            out.print(fetch(client))
+            return
+        with Live(fetch(client), console=out, refresh_per_second=4) as live:
+            try:
+                while True:
+                    time.sleep(interval)
+                    live.update(fetch(client))
+            except KeyboardInterrupt:
+                return
+
+
 def _register_plugins() -> None:
     for entry in entry_points(group="wedsync_perf.commands"):
         register = entry.load()

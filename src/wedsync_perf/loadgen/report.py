@@ -55,9 +55,9 @@ def render_table(
     return table
 
 
-def render_summary(stats: LoadStats) -> Table:
+def render_summary(stats: LoadStats, title: str = "Summary by priority class") -> Table:
     """Per priority class over the whole run: mean requests/s, percentiles, errors."""
-    table = Table(title="Summary by priority class", title_justify="left")
+    table = Table(title=title, title_justify="left")
     table.add_column("class")
     for name in ("req/s", "total", "p50 ms", "p95 ms", "p99 ms", "errors"):
         table.add_column(name, justify="right")

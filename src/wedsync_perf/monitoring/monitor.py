@@ -83,7 +83,10 @@ class Monitor:
                 scope = "fleet"
             except Exception:  # Redis unavailable: local figures beat none
                 scope = "process"
-        span = max(min(last_s, now - since), 1e-9)
+        # Rates are per second of observed time: from the first window that holds data
+        # (or the requested start, if later) to now.
+        first = min((w.start for w in windows if w.series), default=since)
+        span = max(now - max(since, first), 1e-9)
         result = summarize(
             windows,
             self.recorder.edges,
@@ -91,6 +94,7 @@ class Monitor:
             span,
             window_s,
             self.recorder.in_flight,
+            now,
         ).as_dict()
         result["scope"] = scope
         result["regime"] = self.calendar.regime(datetime.fromtimestamp(now, UTC)).value

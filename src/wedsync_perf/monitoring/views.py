@@ -82,21 +82,24 @@ def summarize(
     span_s: float,
     window_s: float,
     in_flight: int = 0,
+    now: float | None = None,
 ) -> Summary:
-    """Summaries over `windows`, whose total span is `span_s` seconds."""
+    """Summaries over `windows`, whose total span is `span_s` seconds. With `now`, the
+    still-open window's peak rate is taken over the seconds it has actually run."""
     windows = list(windows)
     span = max(span_s, 1e-9)
     per_route: dict[tuple[str, str, str], SeriesStats] = {}
     per_class: dict[str, SeriesStats] = {}
     errors: dict[tuple[str, str, str], list[int]] = {}
-    peaks: dict[tuple[str, str, str], int] = {}
+    peaks: dict[tuple[str, str, str], float] = {}
     for window in windows:
+        seconds = window_s if now is None else min(window_s, max(now - window.start, 1.0))
         in_window: dict[tuple[str, str, str], int] = {}
         for key, stats in window.series.items():
             rkey = (key.route, key.method, key.priority)
             in_window[rkey] = in_window.get(rkey, 0) + stats.count
         for rkey, n in in_window.items():
-            peaks[rkey] = max(peaks.get(rkey, 0), n)
+            peaks[rkey] = max(peaks.get(rkey, 0.0), n / seconds)
     for key, stats in merge_windows(windows, edges).items():
         rkey = (key.route, key.method, key.priority)
         _merge_into(per_route, rkey, stats, edges)
@@ -115,7 +118,7 @@ def summarize(
             errors=errors[(route, method, priority)][0],
             client_errors=errors[(route, method, priority)][1],
             rps=stats.count / span,
-            peak_rps=peaks.get((route, method, priority), 0) / window_s,
+            peak_rps=peaks.get((route, method, priority), 0.0),
             p50_ms=_ms(stats.quantile(0.5)),
             p95_ms=_ms(stats.quantile(0.95)),
             p99_ms=_ms(stats.quantile(0.99)),
