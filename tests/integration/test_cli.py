@@ -93,13 +93,6 @@ async def test_demo_stops_cleanly_on_interrupt_with_a_summary(server_url: str) -
         out, err = demo.communicate(timeout=60)
         assert demo.returncode == 0, err[-2000:]
         assert "Summary by priority class" in out
-        server_side = out[out.index("Whole run (server-side)") : out.index("Summary by priority")]
-        for template in (
-            "/weddings/{wedding_id}/timeline",
-            "/suppliers/search",
-            "/imports/suppliers",
-        ):
-            assert template in server_side
         # The API server was stopped with the demo, not left behind.
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0
