@@ -5,7 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install tools demo test lint typecheck pytest bench bench-import clean
+.PHONY: install tools demo test lint typecheck pytest bench bench-import bench-middleware \
+	bench-accuracy bench-fleet clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,10 +45,24 @@ typecheck: $(STAMP)
 pytest: $(STAMP) tools
 	PROMTOOL=$(abspath $(PROMTOOL)) $(BIN)/pytest
 
-bench: bench-import
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+bench: bench-import bench-middleware bench-accuracy bench-fleet
 
 bench-import: $(STAMP)
 	$(BIN)/python benchmarks/bench_import.py
+
+bench-middleware: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/bench_middleware.py
+
+bench-accuracy: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/bench_accuracy.py
+
+bench-fleet: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/bench_fleet.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -163,3 +163,43 @@ async def _pause(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
+
+
+async def test_settled_windows_compact_without_changing_totals(
+    redis: redis_asyncio.Redis,
+) -> None:
+    fleet = uuid.uuid4().hex
+    now = time.time()
+    clock = Clock(now - 120)  # two minutes ago: long settled
+    stores = []
+    for instance in range(5):
+        recorder = Recorder(window_s=10, retention_s=600, clock=clock)
+        for i in range(100):
+            recorder.record("/r", "GET", 200 if i % 10 else 500, "bulk", 0.001 * (i + instance))
+        store = _store(redis, recorder, fleet)
+        # Written directly: a publisher would (rightly) refuse a window this old.
+        await store.publish(recorder.windows())
+        stores.append(store)
+    reader = stores[0]
+    key = reader.window_key(clock.now - clock.now % 10)
+    assert await redis.hlen(key) == 10  # 5 instances x 2 status classes
+    before = await reader.read(clock.now - 10, now)
+    assert await redis.hlen(key) == 2  # compacted to one field per series
+    after = await reader.read(clock.now - 10, now)
+    assert set(after[0].series) == set(before[0].series)
+    for key, b in before[0].series.items():
+        a = after[0].series[key]
+        assert (a.count, a.quantile(0.99), a.buckets) == (b.count, b.quantile(0.99), b.buckets)
+    assert sum(s.count for s in after[0].series.values()) == 500
+
+
+async def test_publisher_refuses_windows_readers_may_have_compacted(
+    redis: redis_asyncio.Redis,
+) -> None:
+    fleet = uuid.uuid4().hex
+    clock = Clock(time.time() - 120)
+    recorder = Recorder(window_s=10, retention_s=600, clock=clock)
+    recorder.record("/r", "GET", 200, "bulk", 0.01)
+    publisher = FleetPublisher(recorder, _store(redis, recorder, fleet))
+    assert await publisher.flush() == 0
+    assert publisher.late_windows == 1

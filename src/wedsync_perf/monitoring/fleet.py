@@ -33,6 +33,7 @@ __all__ = ["FleetPublisher", "FleetStore", "RedisLike", "hour_of_week_profile"]
 _log = logging.getLogger(__name__)
 _SEP = "\x1f"  # field separator: cannot occur in route templates or label values
 _HOURLY_TTL_S = 400 * 86400
+_MERGED = "_merged"  # instance name of a compacted field
 
 
 class RedisLike(Protocol):
@@ -54,8 +55,10 @@ class FleetStore:
         prefix: str = "wsp",
         fleet: str = "default",
         instance_id: str | None = None,
+        settle_s: float = 30.0,
     ) -> None:
         self.redis = redis
+        self.settle_s = settle_s
         self.edges = tuple(edges)
         self.window_s = window_s
         self.retention_s = retention_s
@@ -102,12 +105,38 @@ class FleetStore:
             await pipe.execute()
         return fields
 
+    def settled(self, start: float, now: float) -> bool:
+        """True once no publisher may still write this window (see `FleetPublisher`)."""
+        return start + self.window_s + self.settle_s < now
+
+    def _decode(self, start: float, reply: dict[Any, Any]) -> tuple[Window, int]:
+        """Merge one window's fields over instances; also return how many fields it had."""
+        series: dict[SeriesKey, SeriesStats] = {}
+        for raw_field, raw_value in reply.items():
+            field = raw_field.decode() if isinstance(raw_field, bytes) else str(raw_field)
+            parts = field.split(_SEP)
+            if len(parts) != 5:
+                continue  # not written by this version: skip rather than fail a read
+            key = SeriesKey(*parts[1:])
+            try:
+                stats = SeriesStats.from_series_bytes(zlib.decompress(raw_value), self.edges)
+            except (ValueError, zlib.error):
+                _log.warning("skipping an unreadable fleet series in window %s", start)
+                continue
+            target = series.get(key)
+            if target is None:
+                series[key] = stats
+            else:
+                target.merge(stats)
+        return Window(start, series), len(reply)
+
     async def read(self, since: float, until: float | None = None) -> list[Window]:
-        """Windows starting in [since, until], each merged over every instance."""
-        until = time.time() if until is None else until
-        first = since - (since % self.window_s)
+        """Windows starting in [since, until], each merged over every instance. Settled
+        windows still holding one field per instance are compacted on the way."""
+        now = time.time()
+        until = now if until is None else until
         starts: list[float] = []
-        start = first
+        start = since - (since % self.window_s)
         while start <= until:
             starts.append(start)
             start += self.window_s
@@ -121,25 +150,48 @@ class FleetStore:
         for start, reply in zip(starts, replies, strict=True):
             if not reply:
                 continue
-            series: dict[SeriesKey, SeriesStats] = {}
-            for raw_field, raw_value in reply.items():
-                field = raw_field.decode() if isinstance(raw_field, bytes) else str(raw_field)
-                parts = field.split(_SEP)
-                if len(parts) != 5:
-                    continue  # not written by this version: skip rather than fail a read
-                key = SeriesKey(*parts[1:])
-                try:
-                    stats = SeriesStats.from_series_bytes(zlib.decompress(raw_value), self.edges)
-                except (ValueError, zlib.error):
-                    _log.warning("skipping an unreadable fleet series in %s", start)
-                    continue
-                target = series.get(key)
-                if target is None:
-                    series[key] = stats
-                else:
-                    target.merge(stats)
-            windows.append(Window(start, series))
+            window, fields = self._decode(start, reply)
+            windows.append(window)
+            if fields > len(window.series) and self.settled(start, now):
+                await self.compact(start)
         return windows
+
+    async def compact(self, start: float) -> bool:
+        """Replace a settled window's per-instance fields by one merged field per series.
+
+        Optimistic (WATCH): if anything writes the window meanwhile, nothing changes and
+        the next read tries again. Keeps the fleet view's read time flat however many
+        short-lived workers wrote to a window. Returns True when it compacted.
+        """
+        from redis.exceptions import WatchError
+
+        key = self.window_key(start)
+        pipe = self.redis.pipeline(transaction=True)
+        try:
+            await pipe.watch(key)
+            reply = await pipe.hgetall(key)
+            window, fields = self._decode(start, reply)
+            if not reply or fields <= len(window.series):
+                await pipe.reset()
+                return False
+            ttl = await pipe.ttl(key)
+            pipe.multi()
+            pipe.hdel(key, *reply.keys())
+            pipe.hset(
+                key,
+                mapping={
+                    _SEP.join((_MERGED, *series_key)): zlib.compress(stats.series_bytes(), 1)
+                    for series_key, stats in window.series.items()
+                },
+            )
+            if ttl and ttl > 0:
+                pipe.expire(key, ttl)
+            await pipe.execute()
+            return True
+        except WatchError:
+            return False
+        finally:
+            await pipe.reset()
 
     async def hourly(self, days: Sequence[str]) -> dict[str, dict[str, float]]:
         """Raw hourly profile for the given `yyyymmdd` days: day → field → value."""
@@ -192,11 +244,21 @@ class FleetPublisher:
         self._published_from = 0.0  # start of the oldest window that may still change
         self._closed_seen = 0.0  # newest window already added to the hourly profile
         self.failures = 0
+        self.late_windows = 0  # windows dropped because they were published too late
 
     async def flush(self) -> int:
         windows = self.recorder.windows(since=self._published_from)
         if not windows:
             return 0
+        # A window readers may compact must never be written again, or its counts would
+        # be added twice: publish only windows well inside the settle time.
+        now = time.time()
+        store = self.store
+        fresh = [w for w in windows if w.start + store.window_s + store.settle_s / 2 > now]
+        self.late_windows += len(windows) - len(fresh)
+        if not fresh:
+            return 0
+        windows = fresh
         current = windows[-1]
         closed = [w for w in windows[:-1] if w.start > self._closed_seen]
         written = await self.store.publish(windows, closed)

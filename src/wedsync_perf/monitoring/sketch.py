@@ -18,6 +18,7 @@ import math
 import struct
 from array import array
 from collections.abc import Iterable
+from operator import add as _add
 
 __all__ = ["MAX_BINS", "RELATIVE_ACCURACY", "LatencySketch"]
 
@@ -35,6 +36,13 @@ _log = math.log
 _ceil = math.ceil
 _HEADER = struct.Struct("<BQQdddiH")
 _VERSION = 1
+
+
+def _padded(counts: array[int], before: int, after: int) -> array[int]:
+    if not before and not after:
+        return counts
+    return array("I", bytes(4 * before)) + counts + array("I", bytes(4 * after))
+
 
 if array("I").itemsize != 4:  # pragma: no cover - every platform CPython supports today
     raise ImportError("wedsync_perf.monitoring.sketch needs a 4-byte array('I')")
@@ -100,19 +108,27 @@ class LatencySketch:
         self.min = min(self.min, other.min)
         self.max = max(self.max, other.max)
         self._zero += other._zero
-        counts = self._counts
-        if counts and other._offset == self._offset and len(other._counts) == len(counts):
-            for i, c in enumerate(other._counts):
-                if c:
-                    counts[i] += c
+        if not other._counts:
             return
-        for i, c in enumerate(other._counts):
-            if c:
-                index = other._offset + i - self._offset
-                if 0 <= index < len(self._counts):
-                    self._counts[index] += c
-                else:
+        if not self._counts:
+            self._counts = array("I", other._counts)
+            self._offset = other._offset
+            return
+        low = min(self._offset, other._offset)
+        high = max(self._offset + len(self._counts), other._offset + len(other._counts))
+        if high - low > MAX_BINS:
+            for i, c in enumerate(other._counts):  # rare: the ranges need collapsing
+                if c:
                     self._add_outside(other._offset + i, c)
+            return
+        # Pad both to the common range and add element-wise with C-level builtins: a
+        # 1,000-bin merge costs microseconds, not a Python loop per bin.
+        mine = _padded(self._counts, self._offset - low, high - self._offset - len(self._counts))
+        theirs = _padded(
+            other._counts, other._offset - low, high - other._offset - len(other._counts)
+        )
+        self._counts = array("I", map(_add, mine, theirs))
+        self._offset = low
 
     def quantile(self, q: float) -> float | None:
         """The value at quantile `q` (0..1), None when empty. Uses the rank q·(n−1)."""
