@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
 
+import httpx
 import pytest
 
+from tests.conftest import key_for
 from wedsync_perf.testing import temporary_database
 
 pytestmark = pytest.mark.integration
@@ -96,3 +99,33 @@ async def test_demo_stops_cleanly_on_interrupt_with_a_summary(server_url: str) -
         # The API server was stopped with the demo, not left behind.
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def test_top_shows_the_servers_routes_and_refuses_a_bad_token(seeded_dsn: str) -> None:
+    port, token = _free_port(), "top-secret-token"
+    env = {**os.environ, "DATABASE_URL": seeded_dsn, "WEDSYNC_PERF_METRICS_TOKEN": token}
+    env.pop("REDIS_URL", None)
+    server = subprocess.Popen(  # noqa: ASYNC220 - a real server for a real CLI
+        [sys.executable, "-m", "wedsync_perf", "serve", "--port", str(port)], env=env
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+            for _ in range(300):
+                try:
+                    if (await client.get("/health/ready")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+            for _ in range(3):
+                await client.get("/weddings/5/timeline", headers=key_for(1))
+        top = _run(["top", "--once", "--url", base, "--token", token], seeded_dsn)
+        assert top.returncode == 0, top.stderr
+        assert "/weddings/{wedding_id}/timeline" in top.stdout
+        refused = _run(["top", "--once", "--url", base, "--token", "nope"], seeded_dsn)
+        assert refused.returncode == 2
+        assert "refused the token" in refused.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
