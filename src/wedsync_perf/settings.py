@@ -57,6 +57,20 @@ class PerfSettings(BaseSettings):
     flush_interval_s: float = Field(
         5.0, gt=0, le=60, description="How often each process publishes to the fleet view (s)."
     )
+    cache_secret: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="HMAC secret for cache key names; required with Redis (same in every process).",
+    )
+    cache_keys: SecretStr | None = Field(
+        None,
+        description="AES-256 keys (base64, comma-separated, newest first) for sensitive data; "
+        "unset means sensitive data classes are not cached.",
+    )
+    cache_local_entries: int = Field(
+        10_000, ge=0, le=1_000_000, description="In-process tier size."
+    )
+    cache_timeout_ms: float = Field(100.0, gt=0, le=5000, description="Per Redis call (ms).")
     redis_prefix: str = Field(
         "wsp", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="Redis key prefix."
     )

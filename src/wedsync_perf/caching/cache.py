@@ -1,0 +1,456 @@
+"""`Cache`: tenant-scoped, tag-invalidated, stampede-safe caching over a `Backend`, with
+an optional coherent in-process tier.
+
+Read path: L1 (if its invalidation bus is connected) → backend (one round trip; stale
+tags already filtered server-side) → loader. Misses of one key load once per process
+(single flight) and once across processes (a short lock; waiters poll at most every
+10 ms, then load themselves if the holder died). Hits near expiry refresh early with
+probability e^(−t/(δβ)) (XFetch, Vattani et al. 2015); expired values within a data
+class's stale window are served while one refresh runs. A value that fails to open or
+parse is a miss plus a counter. A backend that errs or is slow is skipped (circuit
+breaker, bounded timeouts): the cache never fails a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, ParamSpec, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from wedsync_perf.caching import serialization
+from wedsync_perf.caching.backends import Backend
+from wedsync_perf.caching.breaker import CircuitBreaker
+from wedsync_perf.caching.crypto import KeyNamer, Keyring, SealError
+from wedsync_perf.caching.envelope import SEALED, parse, render
+from wedsync_perf.caching.local import InvalidationBus, LocalTier
+from wedsync_perf.caching.policy import CachePolicy, DataPolicy
+
+__all__ = ["Cache", "CacheStats"]
+
+_log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class _Failed:
+    """Returned by `_call` when the backend failed or was skipped."""
+
+
+_FAILED = _Failed()
+_POLL_S = 0.01
+
+
+@dataclass
+class ClassCounters:
+    hits_local: int = 0
+    hits_backend: int = 0
+    misses: int = 0
+    stale_served: int = 0
+    early_refreshes: int = 0
+    loader_calls: int = 0
+    loader_seconds: float = 0.0
+    corrupt: int = 0
+    backend_errors: int = 0
+
+
+@dataclass
+class CacheStats:
+    """Counters per data class (exported by `wedsync_perf.caching.metrics`)."""
+
+    by_class: dict[str, ClassCounters] = field(default_factory=dict)
+
+    def of(self, data_class: str) -> ClassCounters:
+        counters = self.by_class.get(data_class)
+        if counters is None:
+            counters = self.by_class[data_class] = ClassCounters()
+        return counters
+
+
+class Cache:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        secret: bytes,
+        keyring: Keyring | None = None,
+        policy: CachePolicy | None = None,
+        local: LocalTier | None = None,
+        bus: InvalidationBus | None = None,
+        timeout_s: float = 0.1,
+        breaker: CircuitBreaker | None = None,
+        lock_ttl_s: float = 5.0,
+        namespace: str = "wsc",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`secret` keys the HMAC of key names (≥ 16 bytes). Without a `keyring`,
+        data classes marked sensitive are never stored (always loaded)."""
+        self.backend = backend
+        self.names = KeyNamer(secret, namespace)
+        self.keyring = keyring
+        self.policy = policy or CachePolicy()
+        self.local = local
+        self.bus = bus
+        if bus is not None and local is None:
+            raise ValueError("an invalidation bus needs the local tier it keeps coherent")
+        if local is not None and bus is None:
+            local.enabled = True  # one process, one tier: nothing to keep coherent
+        self.timeout_s = timeout_s
+        self.breaker = breaker or CircuitBreaker()
+        self.lock_ttl_s = lock_ttl_s
+        self.stats = CacheStats()
+        self._clock = clock
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._refreshing: set[str] = set()  # one background refresh per key
+        self._rng = random.Random()
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.bus is not None:
+            self.bus.start()
+
+    async def stop(self) -> None:
+        """Cancel background refreshes (and wait for them), stop the bus."""
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self.bus is not None:
+            await self.bus.stop()
+
+    # -- backend calls: timeouts and the breaker, in one place --------------------
+
+    async def _call(self, awaitable: Awaitable[T], data_class: str = "default") -> T | _Failed:
+        if not self.breaker.allow():
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()
+            return _FAILED
+        try:
+            result = await asyncio.wait_for(awaitable, self.timeout_s)
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            return self._failed(exc, data_class)
+        except Exception as exc:  # redis-py's errors share no OSError root
+            if type(exc).__module__.split(".")[0] != "redis":
+                raise
+            return self._failed(exc, data_class)
+        self.breaker.success()
+        return result
+
+    def _failed(self, exc: BaseException, data_class: str) -> _Failed:
+        self.breaker.failure()
+        self.stats.of(data_class).backend_errors += 1
+        _log.debug("cache backend call failed: %r", exc)
+        return _FAILED
+
+    # -- public API ---------------------------------------------------------------
+
+    async def get(
+        self,
+        key: str,
+        *,
+        tenant: str | int | None,
+        data_class: str = "default",
+        model: type[BaseModel] | None = None,
+        default: Any = None,
+    ) -> Any:
+        """The cached value, or `default` on a miss (never raises for cache trouble)."""
+        found, value = await self._read(self.names.entry(tenant, key), data_class, model)
+        return value if found else default
+
+    async def set(
+        self,
+        key: str,
+        value: Any,
+        *,
+        tenant: str | int | None,
+        data_class: str = "default",
+        tags: Iterable[str] = (),
+        ttl_s: float | None = None,
+        wedding_date: date | None = None,
+    ) -> None:
+        entry = self.names.entry(tenant, key)
+        tag_keys = tuple(self.names.tag(tenant, t) for t in tags)
+        seen = self.local.sequence if self.local is not None else 0
+        versions = await self._call(self.backend.tag_versions(tag_keys), data_class)
+        if isinstance(versions, _Failed):
+            return
+        ttl = ttl_s if ttl_s is not None else self.policy.ttl_s(data_class, wedding_date)
+        await self._store(entry, value, tag_keys, versions, ttl, 0.0, data_class, seen)
+
+    async def delete(self, key: str, *, tenant: str | int | None) -> None:
+        entry = self.names.entry(tenant, key)
+        if self.local is not None:
+            self.local.drop_keys([entry])
+        await self._call(self.backend.delete(entry))
+        if self.local is not None:
+            self.local.drop_keys([entry])
+        if self.bus is not None:
+            await self._call(self.bus.publish(keys=[entry]))
+
+    async def invalidate(self, *tags: str, tenant: str | int | None) -> None:
+        """Every entry carrying any of `tags` is gone for every read that starts after
+        this returns (backend: atomically; other processes' L1: within the bus's
+        delivery time). O(1) per tag, whatever the number of entries."""
+        tag_keys = [self.names.tag(tenant, t) for t in tags]
+        if not tag_keys:
+            return
+        if self.local is not None:
+            self.local.drop_tags(tag_keys)
+        await self._call(self.backend.bump(tag_keys, self.policy.longest_ttl_s))
+        if self.local is not None:
+            self.local.drop_tags(tag_keys)  # again: a fill that raced the bump is dropped
+        if self.bus is not None:
+            await self._call(self.bus.publish(tags=tag_keys))
+
+    async def get_or_set(
+        self,
+        key: str,
+        loader: Callable[[], Awaitable[T]],
+        *,
+        tenant: str | int | None,
+        data_class: str = "default",
+        tags: Iterable[str] = (),
+        ttl_s: float | None = None,
+        wedding_date: date | None = None,
+        model: type[BaseModel] | None = None,
+    ) -> T:
+        """The cached value, else `loader()`'s (stored). Loader errors propagate."""
+        policy = self.policy.of(data_class)
+        if policy.sensitive and self.keyring is None:
+            self.stats.of(data_class).loader_calls += 1
+            return await loader()  # never store sensitive data unsealed
+        entry = self.names.entry(tenant, key)
+        if self.local is not None and policy.local:
+            hit, value = self.local.get(entry)
+            if hit:
+                self.stats.of(data_class).hits_local += 1
+                return value  # type: ignore[no-any-return]
+        tag_keys = tuple(self.names.tag(tenant, t) for t in tags)
+        ttl = ttl_s if ttl_s is not None else self.policy.ttl_s(data_class, wedding_date)
+
+        async def read_then_load() -> T:
+            found, value = await self._read(entry, data_class, model, (loader, tag_keys, ttl))
+            if found:
+                return value  # type: ignore[no-any-return]
+            return await self._load(entry, loader, tag_keys, ttl, data_class, model)
+
+        # One read (and at most one load) per key per process, however many callers.
+        return await self._single_flight(entry, read_then_load)
+
+    def cached(
+        self,
+        *,
+        key: Callable[P, str],
+        tenant: Callable[P, str | int | None],
+        data_class: str = "default",
+        tags: Callable[P, Iterable[str]] | None = None,
+        model: type[BaseModel] | None = None,
+    ) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+        """Decorate an async function; `key`, `tenant` and `tags` receive its arguments."""
+
+        def decorate(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+            @functools.wraps(fn)
+            async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+                return await self.get_or_set(
+                    key(*args, **kwargs),
+                    lambda: fn(*args, **kwargs),
+                    tenant=tenant(*args, **kwargs),
+                    data_class=data_class,
+                    tags=tags(*args, **kwargs) if tags is not None else (),
+                    model=model,
+                )
+
+            return wrapper
+
+        return decorate
+
+    # -- internals ----------------------------------------------------------------
+
+    async def _read(
+        self,
+        entry: str,
+        data_class: str,
+        model: type[BaseModel] | None,
+        refresh: tuple[Callable[[], Awaitable[Any]], tuple[str, ...], float] | None = None,
+    ) -> tuple[bool, Any]:
+        counters = self.stats.of(data_class)
+        policy = self.policy.of(data_class)
+        local = self.local if policy.local else None
+        if local is not None:
+            hit, value = local.get(entry)
+            if hit:
+                counters.hits_local += 1
+                return True, value
+            seen = local.sequence
+        blob = await self._call(self.backend.get(entry), data_class)
+        if isinstance(blob, _Failed) or blob is None:
+            counters.misses += 1
+            return False, None
+        try:
+            envelope = parse(blob)
+            payload = envelope.payload
+            if envelope.flags & SEALED:
+                if self.keyring is None:
+                    raise SealError("sealed entry but no keyring")
+                payload = self.keyring.open(payload, entry.encode())
+            elif policy.sensitive:
+                raise SealError("sensitive data class stored unsealed")
+            value = serialization.decode(payload, model)
+        except (ValueError, ValidationError, SealError, UnicodeDecodeError):
+            counters.corrupt += 1
+            counters.misses += 1
+            await self._call(self.backend.delete(entry), data_class)
+            return False, None
+        now_ms = self._clock() * 1000
+        remaining_ms = envelope.expires_ms - now_ms
+        if remaining_ms <= 0:
+            if refresh is None or -remaining_ms > policy.stale_s * 1000:
+                counters.misses += 1
+                return False, None
+            counters.stale_served += 1
+            self._refresh_later(entry, refresh, data_class, model)
+            return True, value
+        if (
+            refresh is not None
+            and policy.early_beta > 0
+            and envelope.delta_ms > 0
+            and -envelope.delta_ms * policy.early_beta * math.log(self._rng.random() or 1e-12)
+            >= remaining_ms
+        ):
+            counters.early_refreshes += 1
+            self._refresh_later(entry, refresh, data_class, model)
+        counters.hits_backend += 1
+        if local is not None:
+            local.put(entry, value, remaining_ms / 1000, tuple(t for t, _ in envelope.tags), seen)
+        return True, value
+
+    def _refresh_later(
+        self,
+        entry: str,
+        refresh: tuple[Callable[[], Awaitable[Any]], tuple[str, ...], float],
+        data_class: str,
+        model: type[BaseModel] | None,
+    ) -> None:
+        if entry in self._refreshing:
+            return
+        self._refreshing.add(entry)
+        loader, tag_keys, ttl = refresh
+
+        async def run() -> None:
+            try:
+                with contextlib.suppress(Exception):  # the caller already has a value
+                    await self._load(entry, loader, tag_keys, ttl, data_class, model)
+            finally:
+                self._refreshing.discard(entry)
+
+        task = asyncio.create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _single_flight(self, entry: str, work: Callable[[], Awaitable[T]]) -> T:
+        running = self._inflight.get(entry)
+        if running is not None:
+            result: T = await asyncio.shield(running)
+            return result
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[entry] = future
+        try:
+            value = await work()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        else:
+            future.set_result(value)
+            return value
+        finally:
+            del self._inflight[entry]
+
+    async def _load(
+        self,
+        entry: str,
+        loader: Callable[[], Awaitable[T]],
+        tag_keys: tuple[str, ...],
+        ttl: float,
+        data_class: str,
+        model: type[BaseModel] | None,
+    ) -> T:
+        # Tag versions (and the L1 sequence) are read *before* loading: if an
+        # invalidation lands while the loader runs, what it loaded is never served.
+        seen = self.local.sequence if self.local is not None else 0
+        versions = await self._call(self.backend.tag_versions(tag_keys), data_class)
+        lock_key = self.names.lock(entry)
+        token = await self._call(self.backend.acquire(lock_key, self.lock_ttl_s), data_class)
+        if token is None:  # another process is loading: wait for its value
+            deadline = time.monotonic() + self.lock_ttl_s
+            delay = _POLL_S
+            while time.monotonic() < deadline:
+                await asyncio.sleep(delay)
+                found, value = await self._read(entry, data_class, model)
+                if found:
+                    return value  # type: ignore[no-any-return]
+                delay = min(delay * 1.5, 0.1)
+        counters = self.stats.of(data_class)
+        started = time.monotonic()
+        try:
+            value = await loader()
+        finally:
+            counters.loader_calls += 1
+            counters.loader_seconds += time.monotonic() - started
+            if isinstance(token, str):
+                await self._call(self.backend.release(lock_key, token), data_class)
+        if not isinstance(versions, _Failed):
+            delta = time.monotonic() - started
+            await self._store(entry, value, tag_keys, versions, ttl, delta, data_class, seen)
+        return value
+
+    async def _store(
+        self,
+        entry: str,
+        value: Any,
+        tag_keys: Sequence[str],
+        versions: Sequence[int],
+        ttl: float,
+        delta_s: float,
+        data_class: str,
+        seen_sequence: int,
+    ) -> None:
+        """Write to the backend, then to L1 — unless an invalidation was applied since
+        `seen_sequence` (then the value may predate it and only the backend, whose tag
+        check covers that case, gets it)."""
+        policy: DataPolicy = self.policy.of(data_class)
+        payload = serialization.encode(value)
+        flags = 0
+        if policy.sensitive:
+            if self.keyring is None:
+                return
+            payload = self.keyring.seal(payload, entry.encode())
+            flags |= SEALED
+        expires_ms = int((self._clock() + ttl) * 1000)
+        blob = render(
+            list(zip(tag_keys, versions, strict=True)),
+            expires_ms,
+            int(delta_s * 1000),
+            flags,
+            payload,
+        )
+        stored = await self._call(self.backend.set(entry, blob, ttl + policy.stale_s), data_class)
+        if self.local is not None:
+            unchanged = seen_sequence == self.local.sequence
+            self.local.drop_keys([entry])  # older fills racing this write are void
+            if policy.local and unchanged and not isinstance(stored, _Failed):
+                self.local.put(entry, value, ttl, tuple(tag_keys), self.local.sequence)
+        if self.bus is not None and not isinstance(stored, _Failed):
+            await self._call(self.bus.publish(keys=[entry]), data_class)

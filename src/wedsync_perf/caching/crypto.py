@@ -1,0 +1,95 @@
+"""Key names without personal data, and sealed values for sensitive data classes.
+
+- `KeyNamer`: every cache key is `{namespace}:{tenant}` + HMAC-SHA256(secret, logical
+  key), so Redis never holds an email, a name or an ID in a key name, and tenants'
+  keys cannot collide. The tenant part is a Redis Cluster hash tag: all keys of one
+  tenant live in one slot, which the tag scripts rely on.
+- `Keyring`: AES-256-GCM with key rotation. The first key encrypts; every key decrypts
+  (a one-byte key id leads the ciphertext), so keys rotate without a cache flush. The
+  cache key name is bound in as associated data: a ciphertext moved under another key
+  fails to open.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from collections.abc import Sequence
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+__all__ = ["KeyNamer", "Keyring", "SealError"]
+
+_NONCE = 12
+
+
+class SealError(ValueError):
+    """A sealed value could not be opened: corrupt, forged, or sealed with a retired key."""
+
+
+class KeyNamer:
+    def __init__(self, secret: bytes, namespace: str = "wsc") -> None:
+        if len(secret) < 16:
+            raise ValueError("the key-naming secret must be at least 16 bytes")
+        if not namespace.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"namespace must be alphanumeric, got {namespace!r}")
+        self._secret = secret
+        self.namespace = namespace
+
+    def _digest(self, text: str) -> str:
+        mac = hmac.new(self._secret, text.encode(), hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+    def scope(self, tenant: str | int | None) -> str:
+        """`{ns}:{t…}` — the hash-tagged prefix shared by a tenant's keys and tags."""
+        who = "shared" if tenant is None else self._digest(f"tenant:{tenant}")[:12]
+        return f"{self.namespace}:{{{who}}}"
+
+    def entry(self, tenant: str | int | None, key: str) -> str:
+        return f"{self.scope(tenant)}:k:{self._digest(key)}"
+
+    def tag(self, tenant: str | int | None, tag: str) -> str:
+        return f"{self.scope(tenant)}:t:{self._digest('tag:' + tag)}"
+
+    def lock(self, entry_key: str) -> str:
+        return entry_key + ":lock"
+
+
+class Keyring:
+    def __init__(self, keys: Sequence[bytes]) -> None:
+        """`keys[0]` encrypts; all decrypt. Each must be 32 bytes (AES-256); at most 255."""
+        if not keys:
+            raise ValueError("a keyring needs at least one key")
+        if len(keys) > 255:
+            raise ValueError("a keyring holds at most 255 keys")
+        for key in keys:
+            if len(key) != 32:
+                raise ValueError("every key must be 32 bytes (AES-256-GCM)")
+        # Key ids derive from the key itself, so reordering the list keeps old data readable.
+        self._by_id = {hashlib.sha256(k).digest()[0]: AESGCM(k) for k in keys}
+        if len(self._by_id) != len(keys):
+            raise ValueError("two keys share a key id; generate a new key")
+        self._current_id = hashlib.sha256(keys[0]).digest()[0]
+
+    @staticmethod
+    def generate() -> bytes:
+        return AESGCM.generate_key(bit_length=256)
+
+    def seal(self, plaintext: bytes, bound_to: bytes) -> bytes:
+        nonce = os.urandom(_NONCE)
+        sealed = self._by_id[self._current_id].encrypt(nonce, plaintext, bound_to)
+        return bytes([self._current_id]) + nonce + sealed
+
+    def open(self, blob: bytes, bound_to: bytes) -> bytes:
+        if len(blob) < 1 + _NONCE + 16:
+            raise SealError("sealed value too short")
+        aead = self._by_id.get(blob[0])
+        if aead is None:
+            raise SealError("sealed with a key no longer in the keyring")
+        try:
+            return aead.decrypt(blob[1 : 1 + _NONCE], blob[1 + _NONCE :], bound_to)
+        except InvalidTag:
+            raise SealError("sealed value failed authentication") from None

@@ -1,0 +1,333 @@
+"""The cache on both backends (in-process and a real Redis): tags, tenants, sealing,
+corruption, stampedes, stale-while-revalidate, and Redis trouble."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as redis_asyncio
+from pydantic import BaseModel
+
+from wedsync_perf.caching import (
+    Cache,
+    CachePolicy,
+    DataPolicy,
+    InvalidationBus,
+    Keyring,
+    LocalTier,
+    MemoryBackend,
+    RedisBackend,
+)
+
+pytestmark = pytest.mark.integration
+SECRET = b"test-secret-0123456789"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 2_000_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[redis_asyncio.Redis]:
+    client = redis_asyncio.Redis.from_url(redis_url)
+    yield client
+    await _stop_caches()
+    await client.aclose()
+
+
+_CACHES: list[Cache] = []
+
+
+async def _stop_caches() -> None:
+    """Background refreshes must end before their Redis client closes."""
+    while _CACHES:
+        await _CACHES.pop().stop()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def backend(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[object]:
+    if request.param == "memory":
+        yield MemoryBackend()
+        await _stop_caches()
+        return
+    client = redis_asyncio.Redis.from_url(redis_url)
+    yield RedisBackend(client)
+    await _stop_caches()
+    await client.aclose()
+
+
+def make_cache(backend: object, **kwargs: object) -> Cache:
+    # A fresh namespace per cache keeps tests apart on the shared Redis.
+    namespace = kwargs.pop("namespace", "t" + uuid.uuid4().hex[:10])
+    cache = Cache(backend, secret=SECRET, namespace=namespace, **kwargs)  # type: ignore[arg-type]
+    _CACHES.append(cache)
+    return cache
+
+
+class Supplier(BaseModel):
+    id: int
+    name: str
+
+
+async def test_round_trip_values_and_models(backend: object) -> None:
+    cache = make_cache(backend)
+    await cache.set("plain", {"a": [1, 2.5, "x", None]}, tenant=1)
+    assert await cache.get("plain", tenant=1) == {"a": [1, 2.5, "x", None]}
+    await cache.set("model", Supplier(id=4, name="Oak Florist"), tenant=1)
+    assert await cache.get("model", tenant=1, model=Supplier) == Supplier(id=4, name="Oak Florist")
+    await cache.delete("plain", tenant=1)
+    assert await cache.get("plain", tenant=1, default="gone") == "gone"
+
+
+async def test_values_must_be_json(backend: object) -> None:
+    cache = make_cache(backend)
+    with pytest.raises(TypeError, match="JSON"):
+        await cache.set("k", {1, 2}, tenant=1)
+
+
+async def test_tenants_never_share_entries(backend: object) -> None:
+    cache = make_cache(backend)
+    await cache.set("wedding:1", "tenant one's", tenant=1)
+    assert await cache.get("wedding:1", tenant=2) is None
+    await cache.set("wedding:1", "tenant two's", tenant=2)
+    assert await cache.get("wedding:1", tenant=1) == "tenant one's"
+    await cache.invalidate("wedding:1", tenant=2)  # a tag of tenant 2 only
+    assert await cache.get("wedding:1", tenant=1) == "tenant one's"
+
+
+async def test_tag_invalidation_covers_every_key(backend: object) -> None:
+    cache = make_cache(backend)
+    for i in range(2000):
+        await cache.set(f"item:{i}", i, tenant=7, tags=["venue:9", f"item:{i}"])
+    await cache.set("other", "kept", tenant=7, tags=["venue:10"])
+    await cache.invalidate("venue:9", tenant=7)
+    assert [await cache.get(f"item:{i}", tenant=7) for i in range(0, 2000, 97)] == [None] * 21
+    assert await cache.get("other", tenant=7) == "kept"
+    # New writes after the invalidation are valid again.
+    await cache.set("item:1", "fresh", tenant=7, tags=["venue:9"])
+    assert await cache.get("item:1", tenant=7) == "fresh"
+
+
+async def test_load_that_races_an_invalidation_is_never_served(backend: object) -> None:
+    cache = make_cache(backend)
+
+    async def loader() -> str:
+        # The data changes (and is invalidated) while we are still loading the old copy.
+        await cache.invalidate("wedding:3", tenant=1)
+        return "old copy"
+
+    assert await cache.get_or_set("t:3", loader, tenant=1, tags=["wedding:3"]) == "old copy"
+    assert await cache.get("t:3", tenant=1) is None  # stored, but already outdated
+
+
+async def test_stampede_loads_once(backend: object) -> None:
+    cache = make_cache(backend)
+    calls = 0
+
+    async def loader() -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)  # the loader's own work, not a synchronisation
+        return {"items": 30}
+
+    results = await asyncio.gather(
+        *(cache.get_or_set("timeline:1", loader, tenant=1) for _ in range(200))
+    )
+    assert calls == 1
+    assert all(r == {"items": 30} for r in results)
+
+
+async def test_stampede_across_caches_loads_once(redis_url: str) -> None:
+    namespace = "t" + uuid.uuid4().hex[:10]
+    clients = [redis_asyncio.Redis.from_url(redis_url) for _ in range(3)]
+    caches = [make_cache(RedisBackend(c), namespace=namespace) for c in clients]
+    calls = 0
+
+    async def loader() -> str:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        return "v"
+
+    results = await asyncio.gather(
+        *(c.get_or_set("hot", loader, tenant=1) for c in caches for _ in range(70))
+    )
+    assert calls == 1
+    assert set(results) == {"v"}
+    await _stop_caches()
+    for client in clients:
+        await client.aclose()
+
+
+async def test_loader_errors_reach_every_waiter_and_are_not_cached(backend: object) -> None:
+    cache = make_cache(backend)
+
+    async def failing() -> str:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("database down")
+
+    outcomes = await asyncio.gather(
+        *(cache.get_or_set("k", failing, tenant=1) for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(o, RuntimeError) for o in outcomes)
+
+    async def working() -> str:
+        return "ok"
+
+    assert await cache.get_or_set("k", working, tenant=1) == "ok"
+
+
+async def test_sensitive_values_are_sealed_and_keys_rotate(redis: redis_asyncio.Redis) -> None:
+    namespace = "t" + uuid.uuid4().hex[:10]
+    old, new = Keyring.generate(), Keyring.generate()
+    policy = CachePolicy({"default": DataPolicy(60), "contacts": DataPolicy(60, sensitive=True)})
+    writer = make_cache(
+        RedisBackend(redis), keyring=Keyring([old]), policy=policy, namespace=namespace
+    )
+    contact = {"email": "bride@example.com", "phone": "+44 7700 900123"}
+    await writer.set("vendors:5", contact, tenant=3, data_class="contacts")
+    raw = [await redis.get(k) async for k in redis.scan_iter(match=f"{namespace}:*")]
+    assert raw
+    assert not any(b"bride@example.com" in (v or b"") for v in raw)
+    keys = [k async for k in redis.scan_iter(match=f"{namespace}:*")]
+    assert not any(b"vendors" in k or b"bride" in k for k in keys)  # HMAC'd key names
+    rotated = make_cache(
+        RedisBackend(redis), keyring=Keyring([new, old]), policy=policy, namespace=namespace
+    )
+    assert await rotated.get("vendors:5", tenant=3, data_class="contacts") == contact
+    retired = make_cache(
+        RedisBackend(redis), keyring=Keyring([new]), policy=policy, namespace=namespace
+    )
+    assert await retired.get("vendors:5", tenant=3, data_class="contacts") is None
+    assert retired.stats.of("contacts").corrupt == 1
+
+
+async def test_sensitive_class_without_keyring_is_never_stored(backend: object) -> None:
+    policy = CachePolicy({"default": DataPolicy(60), "contacts": DataPolicy(60, sensitive=True)})
+    cache = make_cache(backend, policy=policy)
+    calls = 0
+
+    async def loader() -> str:
+        nonlocal calls
+        calls += 1
+        return "secret"
+
+    for _ in range(3):
+        await cache.get_or_set("c", loader, tenant=1, data_class="contacts")
+    assert calls == 3
+
+
+async def test_corrupt_entries_are_misses_with_a_counter(redis: redis_asyncio.Redis) -> None:
+    cache = make_cache(RedisBackend(redis))
+    await cache.set("k", "value", tenant=1)
+    entry = cache.names.entry(1, "k")
+    for garbage in (b"\xff\xfe not an envelope", b"\n1 0 0\n{not json", b"\n9999999999999 0 1\nxx"):
+        await redis.set(entry, garbage)
+        assert await cache.get("k", tenant=1) is None
+    assert cache.stats.of("default").corrupt == 3
+
+
+async def test_stale_while_revalidate_serves_old_value_once_refreshing(backend: object) -> None:
+    clock = Clock()
+    policy = CachePolicy({"default": DataPolicy(ttl_s=10, stale_s=60, early_beta=0)})
+    cache = make_cache(backend, policy=policy, clock=clock)
+    version = 0
+    refreshed = asyncio.Event()
+
+    async def loader() -> int:
+        nonlocal version
+        version += 1
+        if version > 1:
+            refreshed.set()
+        return version
+
+    assert await cache.get_or_set("k", loader, tenant=1) == 1
+    clock.now += 20  # expired 10 s ago: inside the 60 s stale window
+    assert await cache.get_or_set("k", loader, tenant=1) == 1  # stale, served at once
+    await asyncio.wait_for(refreshed.wait(), 5)
+    await _eventually(lambda: cache.get("k", tenant=1), 2)  # the refresh was stored
+    assert cache.stats.of("default").stale_served == 1
+    clock.now += 100  # far past the stale window: a plain miss
+    assert await cache.get_or_set("k", loader, tenant=1) == 3
+
+
+async def test_early_refresh_happens_before_expiry(backend: object) -> None:
+    clock = Clock()
+    # With β huge, any positive loader time makes the early-refresh test fire.
+    policy = CachePolicy({"default": DataPolicy(ttl_s=60, early_beta=1e9)})
+    cache = make_cache(backend, policy=policy, clock=clock)
+    calls = 0
+    second = asyncio.Event()
+
+    async def loader() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.002)
+        if calls == 2:
+            second.set()
+        return calls
+
+    assert await cache.get_or_set("k", loader, tenant=1) == 1
+    assert await cache.get_or_set("k", loader, tenant=1) == 1  # served, refresh scheduled
+    await asyncio.wait_for(second.wait(), 5)
+    assert cache.stats.of("default").early_refreshes >= 1
+
+
+async def test_local_tier_with_bus_stays_coherent_between_two_caches(redis_url: str) -> None:
+    namespace = "t" + uuid.uuid4().hex[:10]
+    channel = f"{namespace}:bus"
+    caches, clients = [], []
+    for _ in range(2):
+        client = redis_asyncio.Redis.from_url(redis_url)
+        clients.append(client)
+        local = LocalTier()
+        cache = make_cache(
+            RedisBackend(client),
+            local=local,
+            bus=InvalidationBus(client, local, channel),
+            namespace=namespace,
+        )
+        await cache.start()
+        await asyncio.wait_for(cache.bus.connected.wait(), 5)  # type: ignore[union-attr]
+        caches.append(cache)
+    a, b = caches
+    await a.set("k", "v1", tenant=1, tags=["w:1"])
+    assert await b.get("k", tenant=1) == "v1"
+    assert await b.get("k", tenant=1) == "v1"
+    assert b.stats.of("default").hits_local == 1
+    await a.set("k", "v2", tenant=1, tags=["w:1"])
+    assert await a.get("k", tenant=1) == "v2"  # the writer never reads its own old value
+    await _eventually(lambda: b.get("k", tenant=1), "v2")
+    await b.invalidate("w:1", tenant=1)
+    assert await b.get("k", tenant=1) is None
+    await _eventually(lambda: a.get("k", tenant=1), None)
+    for cache in caches:
+        await cache.stop()
+    for client in clients:
+        await client.aclose()
+
+
+async def _eventually(read: object, expected: object, within_s: float = 2.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        got = await read()  # type: ignore[operator]
+        if got == expected:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"still {got!r}, wanted {expected!r}"
+        await asyncio.sleep(0.002)
+
+
+def test_keyring_rejects_bad_keys() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        Keyring([b"short"])
+    with pytest.raises(ValueError, match="at least one"):
+        Keyring([])
+    assert len(base64.b64encode(Keyring.generate())) == 44
