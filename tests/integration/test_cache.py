@@ -7,14 +7,17 @@ import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as redis_asyncio
 from pydantic import BaseModel
 
 from wedsync_perf.caching import (
+    BreakerState,
     Cache,
     CachePolicy,
+    CircuitBreaker,
     DataPolicy,
     InvalidationBus,
     Keyring,
@@ -22,6 +25,7 @@ from wedsync_perf.caching import (
     MemoryBackend,
     RedisBackend,
 )
+from wedsync_perf.testing import RedisProcess
 
 pytestmark = pytest.mark.integration
 SECRET = b"test-secret-0123456789"
@@ -331,3 +335,121 @@ def test_keyring_rejects_bad_keys() -> None:
     with pytest.raises(ValueError, match="at least one"):
         Keyring([])
     assert len(base64.b64encode(Keyring.generate())) == 44
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_redis_outage_falls_through_and_recovers(tmp_path: Path) -> None:
+    server = RedisProcess(_free_port(), tmp_path / "redis")
+    server.start()
+    client = redis_asyncio.Redis.from_url(
+        server.url, socket_connect_timeout=0.2, socket_timeout=0.2
+    )
+    breaker = CircuitBreaker(threshold=3, cooldown_s=0.2)
+    cache = make_cache(RedisBackend(client), breaker=breaker)
+    calls = 0
+
+    async def loader() -> int:
+        nonlocal calls
+        calls += 1
+        return calls
+
+    try:
+        assert await cache.get_or_set("k", loader, tenant=1) == 1
+        assert await cache.get_or_set("k", loader, tenant=1) == 1  # cached
+        server.stop()
+        # Redis is gone: every call still answers, from the loader, without raising.
+        outage = [await cache.get_or_set("k", loader, tenant=1) for _ in range(10)]
+        assert outage == list(range(2, 12))
+        await cache.set("x", "skipped", tenant=1)  # a write is skipped, not raised
+        await cache.invalidate("t", tenant=1)
+        assert breaker.state is BreakerState.OPEN
+        server.start()
+        # Recovers by itself once the cool-down passes and a probe succeeds.
+        deadline = asyncio.get_running_loop().time() + 5
+        while True:
+            await cache.set("k", "back", tenant=1)
+            if await cache.get("k", tenant=1) == "back":
+                break
+            assert asyncio.get_running_loop().time() < deadline, "cache did not recover"
+            await asyncio.sleep(0.05)
+        assert breaker.state is BreakerState.CLOSED
+    finally:
+        await _stop_caches()
+        await client.aclose()
+        server.stop()
+
+
+async def test_two_processes_stay_coherent_across_writes_and_a_dropped_connection(
+    redis_url: str,
+) -> None:
+    import subprocess
+    import sys
+
+    import orjson
+
+    namespace = "t" + uuid.uuid4().hex[:10]
+    control = redis_asyncio.Redis.from_url(redis_url)
+    client = redis_asyncio.Redis.from_url(redis_url)
+    peer = subprocess.Popen(  # noqa: ASYNC220 - the other process is the point
+        [sys.executable, str(Path(__file__).with_name("cache_peer.py")), redis_url, namespace]
+    )
+
+    async def ask(op: str, **args: object) -> object:
+        await control.rpush(f"{namespace}:cmd", orjson.dumps({"op": op, **args}))
+        reply = await control.blpop([f"{namespace}:reply"], timeout=10)
+        assert reply is not None, f"peer did not answer {op}"
+        return orjson.loads(reply[1])
+
+    async def peer_reads(expected: str, within_s: float = 1.0) -> None:
+        deadline = asyncio.get_running_loop().time() + within_s
+        while (got := await ask("get")) != expected:
+            assert asyncio.get_running_loop().time() < deadline, f"peer still reads {got!r}"
+
+    try:
+        ready = await control.blpop([f"{namespace}:reply"], timeout=20)
+        assert ready is not None
+        local = LocalTier()
+        a = make_cache(
+            RedisBackend(client),
+            local=local,
+            bus=InvalidationBus(client, local, f"{namespace}:bus"),
+            namespace=namespace,
+        )
+        await a.start()
+        await asyncio.wait_for(a.bus.connected.wait(), 5)  # type: ignore[union-attr]
+
+        await a.set("k", "v1", tenant=1, tags=["w"])
+        assert await ask("get") == "v1"
+        assert await ask("get") == "v1"
+        assert (await ask("stats"))["local_hits"] >= 1  # type: ignore[index]
+        await a.set("k", "v2", tenant=1, tags=["w"])
+        await peer_reads("v2")
+        # Two writers, one right after the other: both converge on the last write.
+        await a.set("k", "v3", tenant=1, tags=["w"])
+        assert await ask("set", value="v4") == "ok"
+        await _eventually(lambda: a.get("k", tenant=1), "v4", within_s=1.0)
+        await peer_reads("v4")
+        # Drop every pub/sub connection: whatever each process held must not outlive it.
+        await control.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        await a.set("k", "v5", tenant=1, tags=["w"])
+        await peer_reads("v5")
+        await _eventually(lambda: a.get("k", tenant=1), "v5", within_s=1.0)
+        # Invalidation by tag from the peer's side of the world, after reconnecting.
+        await asyncio.wait_for(a.bus.connected.wait(), 5)  # type: ignore[union-attr]
+        await a.invalidate("w", tenant=1)
+        await peer_reads(None)  # type: ignore[arg-type]
+        await control.rpush(f"{namespace}:cmd", orjson.dumps({"op": "quit"}))
+        assert peer.wait(timeout=10) == 0
+    finally:
+        if peer.poll() is None:
+            peer.kill()
+        await _stop_caches()
+        await client.aclose()
+        await control.aclose()
