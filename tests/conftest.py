@@ -3,6 +3,7 @@ database for the session, and the reference API wired to it in-process."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,10 @@ from wedsync_api.db import migrate
 from wedsync_api.seed import SeedPlan, demo_api_key, seed
 from wedsync_api.settings import ApiSettings
 from wedsync_perf.testing import postgres_server_url, redis_server_url, temporary_database
+
+# Every app a test starts (in-process or as a server) names and seals cache entries alike.
+os.environ.setdefault("WEDSYNC_PERF_CACHE_SECRET", "test-cache-secret-0123456789")
+os.environ.setdefault("WEDSYNC_PERF_CACHE_KEYS", "q8jVqBM3Hq5oy5mF2o0bVw3Hj0x8qVQb1xv7yDd4oXw=")
 
 TEST_SEED = 11
 TEST_SCALE = 0.02  # 400 suppliers, 40 venues, 1,000 weddings, 2 tenants

@@ -14,6 +14,8 @@ from wedsync_api.auth import Authenticator, RateLimiter
 from wedsync_api.db import create_pool, database_url
 from wedsync_api.routes import health, imports, suppliers, venues, weddings
 from wedsync_api.settings import ApiSettings, load_api_settings
+from wedsync_perf.caching import build_cache
+from wedsync_perf.caching.metrics import CacheCollector
 from wedsync_perf.monitoring import MonitoringMiddleware
 from wedsync_perf.monitoring.monitor import Monitor
 from wedsync_perf.settings import PerfSettings, load_settings
@@ -43,6 +45,8 @@ def create_app(
     perf = perf or load_settings(PerfSettings)
     redis = redis_asyncio.Redis.from_url(settings.redis_url) if settings.redis_url else None
     monitor = Monitor(perf, redis=redis)
+    cache = build_cache(perf, redis=redis)
+    monitor.registry.register(CacheCollector(cache))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,11 +54,13 @@ def create_app(
         app.state.pool = pool
         app.state.redis = redis
         app.state.authenticator = Authenticator(pool, settings.auth_cache_seconds)
-        app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url)
+        app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url, redis)
         monitor.start()
+        await cache.start()
         try:
             yield
         finally:
+            await cache.stop()
             await monitor.stop()
             if redis is not None:
                 await redis.aclose()
@@ -69,6 +75,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.monitor = monitor
+    app.state.cache = cache
     app.include_router(health.router)
     app.include_router(suppliers.router)
     app.include_router(venues.router)

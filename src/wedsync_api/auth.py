@@ -12,6 +12,7 @@ import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from fastapi import HTTPException, Request, Security
@@ -70,11 +71,17 @@ class RateLimiter:
     """Moving-window limit per API key, in Redis when configured (shared by every
     instance), else in process memory."""
 
-    def __init__(self, limit: str, redis_url: str | None) -> None:
+    def __init__(self, limit: str, redis_url: str | None, redis: Any = None) -> None:
+        """`redis`: the app's client, whose pool the limiter then shares (and whose
+        closing closes the limiter's connections too)."""
         self.item: RateLimitItem = parse(limit)
         uri = _limits_uri(redis_url)
         # limits' async Redis storage defaults to coredis; we ship redis-py.
-        options = {"implementation": "redispy"} if uri.startswith("async+redis") else {}
+        options: dict[str, Any] = {}
+        if uri.startswith("async+redis"):
+            options["implementation"] = "redispy"
+            if redis is not None:
+                options["connection_pool"] = redis.connection_pool
         storage = storage_from_string(uri, **options)
         if not isinstance(storage, Storage):  # only async+ schemes are ever built here
             raise TypeError(f"expected an async limits storage, got {type(storage).__name__}")

@@ -129,6 +129,7 @@ class TimelineItem(BaseModel):
 
 class Timeline(BaseModel):
     wedding_id: int
+    wedding_date: date
     items: list[TimelineItem]
 
 
@@ -145,6 +146,7 @@ class Vendor(BaseModel):
 
 class VendorList(BaseModel):
     wedding_id: int
+    wedding_date: date
     vendors: list[Vendor]
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from wedsync_api.caching import invalidate
 from wedsync_api.deps import Conn, CurrentTenant, not_found
 from wedsync_api.importer import COLUMNS, ImportFormatError, parse_suppliers
 from wedsync_api.models import ImportRejected, ImportResult, RowError
@@ -124,6 +125,7 @@ async def import_suppliers(
             len(parsed.records),
         )
     assert row is not None  # INSERT … RETURNING always yields the row
+    await invalidate(request, tenant.id, "suppliers")  # event: suppliers imported
     response.headers["Location"] = f"/imports/{import_id}"
     return ImportResult(**dict(row))
 

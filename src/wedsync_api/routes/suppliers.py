@@ -1,13 +1,16 @@
-"""Supplier search and profiles (standard priority)."""
+"""Supplier search and profiles (standard priority), served through the cache."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import astuple, dataclass
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
+from wedsync_api.caching import cached_json
 from wedsync_api.deps import Conn, CurrentTenant, ResourceId, not_found
 from wedsync_api.models import Category, Supplier, SupplierPage, SupplierSummary, Text
 from wedsync_perf.priorities import PriorityClass, declare
@@ -24,8 +27,26 @@ _DISTANCE_SQL = (
 )
 
 
+@dataclass(frozen=True)
+class SearchFilters:
+    category: str | None
+    region: str | None
+    lat: float | None
+    lon: float | None
+    radius_km: float | None
+    date_free: date | None
+    price_max: int | None
+    min_rating: float | None
+    page: int
+    page_size: int
+
+    def cache_key(self) -> str:
+        return "search:" + orjson.dumps([str(v) for v in astuple(self)]).decode()
+
+
 @router.get("/search", response_model=SupplierPage, openapi_extra=STANDARD)
 async def search_suppliers(
+    request: Request,
     tenant: CurrentTenant,
     conn: Conn,
     category: Category | None = None,
@@ -40,65 +61,89 @@ async def search_suppliers(
     min_rating: Annotated[float | None, Query(ge=0, le=5)] = None,
     page: Annotated[int, Query(ge=1, le=1000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> SupplierPage:
+) -> Response:
     geo = (lat, lon, radius_km)
     if any(v is not None for v in geo) and not all(v is not None for v in geo):
         raise HTTPException(422, "lat, lon and radius_km must be given together")
+    filters = SearchFilters(
+        category, region, lat, lon, radius_km, date_free, price_max, min_rating, page, page_size
+    )
 
-    args: list[object] = [tenant.id]
+    async def load() -> SupplierPage:
+        return await _search(conn, tenant.id, filters)
+
+    return await cached_json(
+        request, tenant_id=tenant.id, key=filters.cache_key(), data_class="supplier_search",
+        tags=["suppliers"], load=load,
+    )  # fmt: skip
+
+
+async def _search(conn: Conn, tenant_id: int, f: SearchFilters) -> SupplierPage:
+    args: list[object] = [tenant_id]
     where = ["s.tenant_id = $1"]
 
     def param(value: object) -> str:
         args.append(value)
         return f"${len(args)}"
 
-    if category is not None:
-        where.append(f"s.category = {param(category)}")
-    if region is not None:
-        where.append(f"s.region = {param(region)}")
-    if price_max is not None:
-        where.append(f"s.price_band <= {param(price_max)}")
-    if min_rating is not None:
-        where.append(f"s.rating >= {param(min_rating)}")
-    if date_free is not None:
+    if f.category is not None:
+        where.append(f"s.category = {param(f.category)}")
+    if f.region is not None:
+        where.append(f"s.region = {param(f.region)}")
+    if f.price_max is not None:
+        where.append(f"s.price_band <= {param(f.price_max)}")
+    if f.min_rating is not None:
+        where.append(f"s.rating >= {param(f.min_rating)}")
+    if f.date_free is not None:
         where.append(
             "NOT EXISTS (SELECT 1 FROM wedding_suppliers ws JOIN weddings w ON w.id = ws.wedding_id"
-            f" WHERE ws.supplier_id = s.id AND w.wedding_date = {param(date_free)}"
+            f" WHERE ws.supplier_id = s.id AND w.wedding_date = {param(f.date_free)}"
             " AND w.status <> 'cancelled')"
         )
     distance = "NULL::float8"
     order = "s.rating DESC NULLS LAST, s.id"
-    if lat is not None and lon is not None and radius_km is not None:
+    if f.lat is not None and f.lon is not None and f.radius_km is not None:
         # A bounding box the (tenant, lat, lon) index can use, then the exact distance.
-        dlat = radius_km / _KM_PER_DEGREE
-        dlon = min(180.0, radius_km / (_KM_PER_DEGREE * max(math.cos(math.radians(lat)), 0.01)))
-        where.append(f"s.lat BETWEEN {param(lat - dlat)} AND {param(lat + dlat)}")
+        dlat = f.radius_km / _KM_PER_DEGREE
+        cos_lat = max(math.cos(math.radians(f.lat)), 0.01)
+        dlon = min(180.0, f.radius_km / (_KM_PER_DEGREE * cos_lat))
+        where.append(f"s.lat BETWEEN {param(f.lat - dlat)} AND {param(f.lat + dlat)}")
         if dlon < 180.0:
-            where.append(f"s.lon BETWEEN {param(lon - dlon)} AND {param(lon + dlon)}")
-        distance = _DISTANCE_SQL.format(r=_EARTH_RADIUS_KM, lat=param(lat), lon=param(lon))
-        where.append(f"{distance} <= {param(radius_km)}")
+            where.append(f"s.lon BETWEEN {param(f.lon - dlon)} AND {param(f.lon + dlon)}")
+        distance = _DISTANCE_SQL.format(r=_EARTH_RADIUS_KM, lat=param(f.lat), lon=param(f.lon))
+        where.append(f"{distance} <= {param(f.radius_km)}")
         order = "distance_km, s.id"
 
-    limit = param(page_size + 1)
-    offset = param((page - 1) * page_size)
+    limit = param(f.page_size + 1)
+    offset = param((f.page - 1) * f.page_size)
     rows = await conn.fetch(
         f"SELECT s.id, s.name, s.category, s.region, s.rating, s.price_band,"
         f" {distance} AS distance_km FROM suppliers s WHERE {' AND '.join(where)}"
         f" ORDER BY {order} LIMIT {limit} OFFSET {offset}",
         *args,
     )
-    items = [SupplierSummary(**dict(r)) for r in rows[:page_size]]
-    return SupplierPage(items=items, page=page, page_size=page_size, has_more=len(rows) > page_size)
+    items = [SupplierSummary(**dict(r)) for r in rows[: f.page_size]]
+    return SupplierPage(
+        items=items, page=f.page, page_size=f.page_size, has_more=len(rows) > f.page_size
+    )
 
 
 @router.get("/{supplier_id}", response_model=Supplier, openapi_extra=STANDARD)
-async def get_supplier(supplier_id: ResourceId, tenant: CurrentTenant, conn: Conn) -> Supplier:
-    row = await conn.fetchrow(
-        "SELECT id, name, category, region, rating, price_band, lat, lon, services, email, phone"
-        " FROM suppliers WHERE tenant_id = $1 AND id = $2",
-        tenant.id,
-        supplier_id,
-    )
-    if row is None:
-        raise not_found("supplier")
-    return Supplier(**dict(row))
+async def get_supplier(
+    request: Request, supplier_id: ResourceId, tenant: CurrentTenant, conn: Conn
+) -> Response:
+    async def load() -> Supplier:
+        row = await conn.fetchrow(
+            "SELECT id, name, category, region, rating, price_band, lat, lon, services, email,"
+            " phone FROM suppliers WHERE tenant_id = $1 AND id = $2",
+            tenant.id,
+            supplier_id,
+        )
+        if row is None:
+            raise not_found("supplier")
+        return Supplier(**dict(row))
+
+    return await cached_json(
+        request, tenant_id=tenant.id, key=f"supplier:{supplier_id}",
+        data_class="supplier_profile", tags=[f"supplier:{supplier_id}"], load=load,
+    )  # fmt: skip

@@ -6,8 +6,9 @@ from datetime import date, timedelta
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
+from wedsync_api.caching import cached_json, invalidate
 from wedsync_api.deps import Conn, CurrentTenant, ResourceId, not_found
 from wedsync_api.models import Booking, BookingRequest, DayAvailability, VenueAvailability
 from wedsync_perf.priorities import PriorityClass, declare
@@ -19,37 +20,45 @@ MAX_RANGE_DAYS = 366
 
 @router.get("/{venue_id}/availability", response_model=VenueAvailability, openapi_extra=STANDARD)
 async def venue_availability(
+    request: Request,
     venue_id: ResourceId,
     tenant: CurrentTenant,
     conn: Conn,
     from_: Annotated[date, Query(alias="from", description="First day (inclusive)")],
     to: Annotated[date, Query(description="Last day (inclusive)")],
-) -> VenueAvailability:
+) -> Response:
     if to < from_:
         raise HTTPException(422, "'to' must not be before 'from'")
     if (to - from_).days >= MAX_RANGE_DAYS:
         raise HTTPException(422, f"range must span at most {MAX_RANGE_DAYS} days")
-    exists = await conn.fetchval(
-        "SELECT 1 FROM venues WHERE tenant_id = $1 AND id = $2", tenant.id, venue_id
-    )
-    if exists is None:
-        raise not_found("venue")
-    booked = {
-        r["day"]
-        for r in await conn.fetch(
-            "SELECT day FROM venue_bookings WHERE tenant_id = $1 AND venue_id = $2"
-            " AND day BETWEEN $3 AND $4",
-            tenant.id,
-            venue_id,
-            from_,
-            to,
+
+    async def load() -> VenueAvailability:
+        exists = await conn.fetchval(
+            "SELECT 1 FROM venues WHERE tenant_id = $1 AND id = $2", tenant.id, venue_id
         )
-    }
-    days = [
-        DayAvailability(day=d, available=d not in booked)
-        for d in (from_ + timedelta(days=i) for i in range((to - from_).days + 1))
-    ]
-    return VenueAvailability(venue_id=venue_id, days=days)
+        if exists is None:
+            raise not_found("venue")
+        booked = {
+            r["day"]
+            for r in await conn.fetch(
+                "SELECT day FROM venue_bookings WHERE tenant_id = $1 AND venue_id = $2"
+                " AND day BETWEEN $3 AND $4",
+                tenant.id,
+                venue_id,
+                from_,
+                to,
+            )
+        }
+        days = [
+            DayAvailability(day=d, available=d not in booked)
+            for d in (from_ + timedelta(days=i) for i in range((to - from_).days + 1))
+        ]
+        return VenueAvailability(venue_id=venue_id, days=days)
+
+    return await cached_json(
+        request, tenant_id=tenant.id, key=f"availability:{venue_id}:{from_}:{to}",
+        data_class="venue_availability", tags=[f"venue:{venue_id}"], load=load,
+    )  # fmt: skip
 
 
 @router.post(
@@ -60,6 +69,7 @@ async def venue_availability(
     responses={409: {"description": "The venue is already booked that day"}},
 )
 async def book_venue(
+    request: Request,
     venue_id: ResourceId,
     body: BookingRequest,
     tenant: CurrentTenant,
@@ -92,5 +102,6 @@ async def book_venue(
         except asyncpg.UniqueViolationError:
             raise HTTPException(409, f"venue is already booked on {body.day.isoformat()}") from None
     assert row is not None
+    await invalidate(request, tenant.id, f"venue:{venue_id}")  # event: booking created
     response.headers["Location"] = f"/venues/{venue_id}/availability?from={body.day}&to={body.day}"
     return Booking(**dict(row))

@@ -223,10 +223,14 @@ class Cache:
         data_class: str = "default",
         tags: Iterable[str] = (),
         ttl_s: float | None = None,
-        wedding_date: date | None = None,
+        wedding_date: date | Callable[[Any], date | None] | None = None,
         model: type[BaseModel] | None = None,
+        on_hit: Callable[[], None] | None = None,
     ) -> T:
-        """The cached value, else `loader()`'s (stored). Loader errors propagate."""
+        """The cached value, else `loader()`'s (stored). Loader errors propagate.
+
+        `wedding_date` may be a function of the loaded value (a timeline knows its
+        wedding's date); `on_hit` is called when the value came from the cache."""
         policy = self.policy.of(data_class)
         if policy.sensitive and self.keyring is None:
             self.stats.of(data_class).loader_calls += 1
@@ -236,18 +240,35 @@ class Cache:
             hit, value = self.local.get(entry)
             if hit:
                 self.stats.of(data_class).hits_local += 1
+                if on_hit is not None:
+                    on_hit()
                 return value  # type: ignore[no-any-return]
         tag_keys = tuple(self.names.tag(tenant, t) for t in tags)
-        ttl = ttl_s if ttl_s is not None else self.policy.ttl_s(data_class, wedding_date)
+        ttl = self._ttl_for(data_class, ttl_s, wedding_date)
 
         async def read_then_load() -> T:
             found, value = await self._read(entry, data_class, model, (loader, tag_keys, ttl))
             if found:
+                if on_hit is not None:
+                    on_hit()
                 return value  # type: ignore[no-any-return]
             return await self._load(entry, loader, tag_keys, ttl, data_class, model)
 
         # One read (and at most one load) per key per process, however many callers.
         return await self._single_flight(entry, read_then_load)
+
+    def _ttl_for(
+        self,
+        data_class: str,
+        ttl_s: float | None,
+        wedding_date: date | Callable[[Any], date | None] | None,
+    ) -> Callable[[Any], float]:
+        if ttl_s is not None:
+            return lambda _value: ttl_s
+        if callable(wedding_date):
+            return lambda value: self.policy.ttl_s(data_class, wedding_date(value))
+        fixed = self.policy.ttl_s(data_class, wedding_date)
+        return lambda _value: fixed
 
     def cached(
         self,
@@ -283,7 +304,8 @@ class Cache:
         entry: str,
         data_class: str,
         model: type[BaseModel] | None,
-        refresh: tuple[Callable[[], Awaitable[Any]], tuple[str, ...], float] | None = None,
+        refresh: tuple[Callable[[], Awaitable[Any]], tuple[str, ...], Callable[[Any], float]]
+        | None = None,
     ) -> tuple[bool, Any]:
         counters = self.stats.of(data_class)
         policy = self.policy.of(data_class)
@@ -339,7 +361,7 @@ class Cache:
     def _refresh_later(
         self,
         entry: str,
-        refresh: tuple[Callable[[], Awaitable[Any]], tuple[str, ...], float],
+        refresh: tuple[Callable[[], Awaitable[Any]], tuple[str, ...], Callable[[Any], float]],
         data_class: str,
         model: type[BaseModel] | None,
     ) -> None:
@@ -383,7 +405,7 @@ class Cache:
         entry: str,
         loader: Callable[[], Awaitable[T]],
         tag_keys: tuple[str, ...],
-        ttl: float,
+        ttl: Callable[[Any], float],
         data_class: str,
         model: type[BaseModel] | None,
     ) -> T:
@@ -413,7 +435,7 @@ class Cache:
                 await self._call(self.backend.release(lock_key, token), data_class)
         if not isinstance(versions, _Failed):
             delta = time.monotonic() - started
-            await self._store(entry, value, tag_keys, versions, ttl, delta, data_class, seen)
+            await self._store(entry, value, tag_keys, versions, ttl(value), delta, data_class, seen)
         return value
 
     async def _store(
