@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
 import os
 import random
@@ -125,6 +126,10 @@ def _start_server(
     dsn: str, host: str, port: int, workers: int, token: str
 ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DATABASE_URL": dsn, "WEDSYNC_PERF_METRICS_TOKEN": token}
+    # A demo run gets its own cache secrets (every worker shares them through the env):
+    # entries are named by HMAC and sealed, as in production.
+    env.setdefault("WEDSYNC_PERF_CACHE_SECRET", secrets.token_urlsafe(24))
+    env.setdefault("WEDSYNC_PERF_CACHE_KEYS", base64.b64encode(secrets.token_bytes(32)).decode())
     cmd = [sys.executable, "-m", "wedsync_perf", "serve", "--host", host, "--port", str(port)]
     cmd += ["--workers", str(workers)]
     # Own session: a Ctrl-C meant for the demo must not kill the server mid-drain.

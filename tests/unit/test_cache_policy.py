@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from wedsync_perf.caching import CachePolicy, CircuitBreaker, DataPolicy
+from wedsync_perf.caching.breaker import BreakerState
+from wedsync_perf.caching.policy import FROZEN_TTL_S
+
+
+def policy_at(moment: datetime) -> CachePolicy:
+    return CachePolicy(clock=moment.timestamp)
+
+
+def test_wedding_ttl_follows_the_days_before_the_wedding() -> None:
+    wedding = date(2027, 6, 12)  # a Saturday
+    base = CachePolicy().of("wedding_timeline").ttl_s
+    ttl = {
+        "months away": policy_at(datetime(2027, 1, 5, tzinfo=UTC)).ttl_s(
+            "wedding_timeline", wedding
+        ),
+        "weeks away": policy_at(datetime(2027, 5, 1, tzinfo=UTC)).ttl_s(
+            "wedding_timeline", wedding
+        ),
+        "last week": policy_at(datetime(2027, 6, 7, tzinfo=UTC)).ttl_s("wedding_timeline", wedding),
+        "last 72 h": policy_at(datetime(2027, 6, 10, tzinfo=UTC)).ttl_s(
+            "wedding_timeline", wedding
+        ),
+        "the day": policy_at(datetime(2027, 6, 12, 14, tzinfo=UTC)).ttl_s(
+            "wedding_timeline", wedding
+        ),
+        "after": policy_at(datetime(2027, 7, 1, tzinfo=UTC)).ttl_s("wedding_timeline", wedding),
+    }
+    assert ttl["months away"] == base * 2
+    assert ttl["weeks away"] == base
+    assert ttl["last week"] == base / 2
+    assert ttl["last 72 h"] == ttl["the day"] == FROZEN_TTL_S
+    assert ttl["after"] == base * 12
+
+
+def test_planning_data_lives_longer_on_wedding_days() -> None:
+    saturday = policy_at(datetime(2027, 6, 12, 10, tzinfo=UTC))
+    tuesday = policy_at(datetime(2027, 6, 8, 10, tzinfo=UTC))
+    assert saturday.ttl_s("supplier_profile") == 2 * tuesday.ttl_s("supplier_profile")
+    assert saturday.ttl_s("venue_availability") == tuesday.ttl_s("venue_availability")
+
+
+def test_frozen_window_and_unknown_class_falls_back_to_default() -> None:
+    policy = policy_at(datetime(2027, 6, 9, 23, tzinfo=UTC))
+    assert policy.frozen(date(2027, 6, 12))
+    assert not policy.frozen(date(2027, 6, 20))
+    assert policy.of("no-such-class") == policy.of("default")
+    assert policy.longest_ttl_s >= FROZEN_TTL_S
+
+
+def test_policy_table_is_validated() -> None:
+    with pytest.raises(ValueError, match="default"):
+        CachePolicy({"x": DataPolicy(10)})
+    with pytest.raises(ValueError, match="ttl_s"):
+        DataPolicy(0)
+
+
+def test_breaker_transitions() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=2, cooldown_s=1.0, clock=lambda: now[0])
+    breaker.failure()
+    assert breaker.state is BreakerState.CLOSED
+    breaker.failure()
+    assert breaker.state is BreakerState.OPEN
+    assert not breaker.allow()
+    now[0] = 1.5
+    assert breaker.allow()  # a probe
+    assert breaker.state is BreakerState.HALF_OPEN
+    breaker.failure()
+    assert breaker.state is BreakerState.OPEN
+    now[0] = 3.0
+    assert breaker.allow()
+    breaker.success()
+    assert breaker.state is BreakerState.CLOSED
+    assert breaker.opened == 2
