@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: install tools demo test lint typecheck pytest bench bench-import bench-middleware \
-	bench-accuracy bench-fleet clean
+	bench-accuracy bench-fleet bench-cache clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +50,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $(BENCH_STAMP)
 
-bench: bench-import bench-middleware bench-accuracy bench-fleet
+bench: bench-import bench-middleware bench-accuracy bench-fleet bench-cache
 
 bench-import: $(STAMP)
 	$(BIN)/python benchmarks/bench_import.py
@@ -63,6 +63,9 @@ bench-accuracy: $(BENCH_STAMP)
 
 bench-fleet: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_fleet.py
+
+bench-cache: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/bench_cache.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

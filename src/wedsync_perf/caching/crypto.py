@@ -38,6 +38,9 @@ class KeyNamer:
             raise ValueError(f"namespace must be alphanumeric, got {namespace!r}")
         self._secret = secret
         self.namespace = namespace
+        # Names are pure functions of (tenant, key): memoise the HMACs, bounded.
+        self._entries: dict[tuple[str | int | None, str], str] = {}
+        self._max_memo = 100_000
 
     def _digest(self, text: str) -> str:
         mac = hmac.new(self._secret, text.encode(), hashlib.sha256).digest()[:16]
@@ -49,7 +52,14 @@ class KeyNamer:
         return f"{self.namespace}:{{{who}}}"
 
     def entry(self, tenant: str | int | None, key: str) -> str:
-        return f"{self.scope(tenant)}:k:{self._digest(key)}"
+        memo = self._entries.get((tenant, key))
+        if memo is not None:
+            return memo
+        name = f"{self.scope(tenant)}:k:{self._digest(key)}"
+        if len(self._entries) >= self._max_memo:
+            self._entries.clear()
+        self._entries[(tenant, key)] = name
+        return name
 
     def tag(self, tenant: str | int | None, tag: str) -> str:
         return f"{self.scope(tenant)}:t:{self._digest('tag:' + tag)}"
