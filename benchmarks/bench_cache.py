@@ -227,7 +227,7 @@ async def tag_invalidation(url: str) -> tuple[dict[str, float], int]:
 
 async def two_writers(make: Callable[[], Awaitable[tuple[Any, Any, Any]]]) -> dict[str, float]:
     a_get, a_set, a_close = await make()
-    b_get, b_set, b_close = await make()
+    _b_get, b_set, b_close = await make()
     stale_past_bound = 0
     worst = 0.0
     for trial in range(TWO_WRITER_TRIALS):
