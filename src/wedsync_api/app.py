@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import redis.asyncio as redis_asyncio
@@ -14,13 +18,15 @@ from wedsync_api.auth import Authenticator, RateLimiter
 from wedsync_api.db import create_pool, database_url
 from wedsync_api.routes import health, imports, suppliers, venues, weddings
 from wedsync_api.settings import ApiSettings, load_api_settings
-from wedsync_perf.caching import build_cache
+from wedsync_perf.caching import Cache, build_cache
 from wedsync_perf.caching.metrics import CacheCollector
 from wedsync_perf.monitoring import MonitoringMiddleware
 from wedsync_perf.monitoring.monitor import Monitor
 from wedsync_perf.settings import PerfSettings, load_settings
 
 __all__ = ["create_app"]
+
+_log = logging.getLogger(__name__)
 
 # Errors that mean "the database is unreachable right now": answer 503 + Retry-After so
 # clients back off, instead of a 500 that looks like a bug.
@@ -57,9 +63,18 @@ def create_app(
         app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url, redis)
         monitor.start()
         await cache.start()
+        warmer = (
+            asyncio.create_task(_warm_ahead(pool, cache, settings.warm_ahead_hours))
+            if settings.warm_ahead_hours
+            else None
+        )
         try:
             yield
         finally:
+            if warmer is not None:
+                warmer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await warmer
             await cache.stop()
             await monitor.stop()
             if redis is not None:
@@ -101,6 +116,31 @@ def create_app(
         skip_paths={"/health/live", "/health/ready", *endpoints},
     )
     return app
+
+
+async def _warm_ahead(pool: asyncpg.Pool, cache: Cache, hours: int) -> None:
+    """Scheduled warming: every 10 minutes, warm each wedding day that starts within
+    `hours` and has not been warmed by this process yet (gently: 50 entries/s)."""
+    from wedsync_api.warming import warm_day
+
+    warmed: set[date] = set()
+    while True:
+        now = datetime.now(UTC)
+        for offset in range(0, hours // 24 + 2):
+            day = (now + timedelta(days=offset)).date()
+            starts_in = datetime(day.year, day.month, day.day, tzinfo=UTC) - now
+            if day in warmed or starts_in > timedelta(hours=hours):
+                continue
+            try:
+                report = await warm_day(pool, cache, day, rate_per_s=50, concurrency=1)
+            except Exception:  # the warmer must never take the API down
+                _log.warning("cache warming for %s failed", day, exc_info=True)
+                continue
+            warmed.add(day)
+            _log.info(
+                "warmed %d cache entries for %s in %.1f s", report.entries, day, report.seconds
+            )
+        await asyncio.sleep(600)
 
 
 def _unavailable() -> JSONResponse:

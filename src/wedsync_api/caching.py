@@ -30,10 +30,39 @@ import orjson
 from fastapi import Request, Response
 from pydantic import BaseModel
 
+from wedsync_api.reads import CachedRead
 from wedsync_perf.caching import Cache
 from wedsync_perf.monitoring import mark_cache_hit
 
-__all__ = ["cached_json", "invalidate"]
+__all__ = ["cached_json", "fill", "invalidate", "serve"]
+
+
+async def fill(cache: Cache, tenant_id: int, read: CachedRead, load: Callable[[], Awaitable[BaseModel]],
+               on_hit: Callable[[], None] | None = None) -> Any:  # fmt: skip
+    """The JSON form of `read` for `tenant_id`, from the cache or `load()` (then cached)."""
+
+    async def loader() -> Any:
+        return (await load()).model_dump(mode="json")
+
+    return await cache.get_or_set(
+        read.key,
+        loader,
+        tenant=tenant_id,
+        data_class=read.data_class,
+        tags=read.tags,
+        wedding_date=read.wedding_date,
+        on_hit=on_hit,
+    )
+
+
+async def serve(
+    request: Request, tenant_id: int, read: CachedRead, load: Callable[[], Awaitable[BaseModel]]
+) -> Response:
+    """A route's response from the cache (counted as a cache hit by monitoring)."""
+    body = await fill(
+        request.app.state.cache, tenant_id, read, load, lambda: mark_cache_hit(request.scope)
+    )
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 async def cached_json(
@@ -46,22 +75,10 @@ async def cached_json(
     load: Callable[[], Awaitable[BaseModel]],
     wedding_date: Callable[[Any], date | None] | None = None,
 ) -> Response:
-    """The route's response body from the cache, else from `load()` (then cached)."""
-    cache: Cache = request.app.state.cache
-
-    async def loader() -> Any:
-        return (await load()).model_dump(mode="json")
-
-    body = await cache.get_or_set(
-        key,
-        loader,
-        tenant=tenant_id,
-        data_class=data_class,
-        tags=tuple(tags),
-        wedding_date=wedding_date,
-        on_hit=lambda: mark_cache_hit(request.scope),
+    """`serve` for reads without a shared spec (search, availability)."""
+    return await serve(
+        request, tenant_id, CachedRead(key, data_class, tuple(tags), wedding_date), load
     )
-    return Response(orjson.dumps(body), media_type="application/json")
 
 
 async def invalidate(request: Request, tenant_id: int, *tags: str) -> None:

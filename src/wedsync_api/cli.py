@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import date
 from typing import Annotated, Any
 
 import asyncpg
@@ -23,7 +24,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from wedsync_api.db import database_url, migrate
+from wedsync_api.db import create_pool, database_url, migrate
 from wedsync_api.seed import SeedPlan, is_seeded, seed
 from wedsync_api.settings import ApiSettings, load_api_settings
 from wedsync_api.workload import WeddingSaturday
@@ -260,8 +261,76 @@ def demo_command(
             server.kill()
 
 
+cache_app = typer.Typer(help="Cache operations.", no_args_is_help=True)
+
+
+@cache_app.command("warm")
+def cache_warm_command(
+    day: Annotated[
+        str | None, typer.Option("--date", help="Wedding day to warm (YYYY-MM-DD); default today.")
+    ] = None,
+    rate: Annotated[
+        float, typer.Option(min=1, max=10_000, help="Entries started per second.")
+    ] = 200,
+    concurrency: Annotated[int, typer.Option(min=1, max=32, help="Loads at once.")] = 2,
+) -> None:
+    """Load the day's timelines, vendor lists, weddings and supplier profiles into the
+    shared cache before the day begins."""
+    import redis.asyncio as redis_asyncio
+
+    from wedsync_api.warming import warm_day
+    from wedsync_perf.caching import build_cache
+    from wedsync_perf.settings import PerfSettings, load_settings
+
+    try:
+        target = date.fromisoformat(day) if day else date.today()
+    except ValueError:
+        raise typer.BadParameter(f"expected YYYY-MM-DD, got {day!r}", param_hint="--date") from None
+    settings = load_api_settings()
+    if not settings.redis_url:
+        raise WedsyncPerfError(
+            "REDIS_URL is not set: warming fills the shared cache, and an in-process cache"
+            " lives and dies with its server (it warms itself when started with"
+            " WEDSYNC_API_WARM_AHEAD_HOURS)"
+        )
+    perf = load_settings(PerfSettings)
+    dsn = _resolve(settings)
+
+    async def run() -> None:
+        redis = redis_asyncio.Redis.from_url(settings.redis_url or "")
+        cache = build_cache(perf, redis=redis)
+        pool = await create_pool(dsn, settings)
+        try:
+            with Progress(
+                TextColumn(f"[bold]warming[/] {target:%a %d %b %Y}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=console,
+            ) as progress:
+                task = progress.add_task("warm", total=None)
+
+                def step(done: int, total: int) -> None:
+                    progress.update(task, completed=done, total=total)
+
+                report = await warm_day(pool, cache, target, rate_per_s=rate,
+                                        concurrency=concurrency, progress=step)  # fmt: skip
+        finally:
+            await pool.close()
+            await redis.aclose()
+        console.print(
+            f"warmed {report.entries:,} entries for {report.weddings:,} weddings in"
+            f" {report.seconds:.1f} s ({report.loaded:,} loaded, {report.entries - report.loaded - report.failed:,}"
+            f" already cached, {report.failed} failed): "
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(report.by_class.items()))
+        )
+
+    asyncio.run(run())
+
+
 def register(app: typer.Typer) -> None:
     """Entry point of the `wedsync_perf.commands` group."""
+    app.add_typer(cache_app, name="cache")
     app.command("migrate")(migrate_command)
     app.command("seed")(seed_command)
     app.command("serve")(serve_command)

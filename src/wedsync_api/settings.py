@@ -36,6 +36,12 @@ class ApiSettings(BaseSettings):
     )
     import_max_rows: int = Field(100_000, ge=1)
     import_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    warm_ahead_hours: int = Field(
+        0,
+        ge=0,
+        le=72,
+        description="Warm the cache for wedding days starting within this many hours (0 = off).",
+    )
     auth_cache_seconds: float = Field(
         30.0, ge=0, description="How long a resolved API key is trusted before re-checking."
     )

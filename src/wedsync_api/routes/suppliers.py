@@ -10,9 +10,10 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
-from wedsync_api.caching import cached_json
-from wedsync_api.deps import Conn, CurrentTenant, ResourceId, not_found
+from wedsync_api.caching import cached_json, serve
+from wedsync_api.deps import Conn, CurrentTenant, ResourceId
 from wedsync_api.models import Category, Supplier, SupplierPage, SupplierSummary, Text
+from wedsync_api.reads import load_supplier, supplier_read
 from wedsync_perf.priorities import PriorityClass, declare
 
 router = APIRouter(prefix="/suppliers", tags=["suppliers"])
@@ -132,18 +133,9 @@ async def _search(conn: Conn, tenant_id: int, f: SearchFilters) -> SupplierPage:
 async def get_supplier(
     request: Request, supplier_id: ResourceId, tenant: CurrentTenant, conn: Conn
 ) -> Response:
-    async def load() -> Supplier:
-        row = await conn.fetchrow(
-            "SELECT id, name, category, region, rating, price_band, lat, lon, services, email,"
-            " phone FROM suppliers WHERE tenant_id = $1 AND id = $2",
-            tenant.id,
-            supplier_id,
-        )
-        if row is None:
-            raise not_found("supplier")
-        return Supplier(**dict(row))
-
-    return await cached_json(
-        request, tenant_id=tenant.id, key=f"supplier:{supplier_id}",
-        data_class="supplier_profile", tags=[f"supplier:{supplier_id}"], load=load,
-    )  # fmt: skip
+    return await serve(
+        request,
+        tenant.id,
+        supplier_read(supplier_id),
+        lambda: load_supplier(conn, tenant.id, supplier_id),
+    )

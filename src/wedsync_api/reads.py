@@ -1,0 +1,166 @@
+"""The cached reads the routes serve and the warmer pre-loads: one loader and one
+cache spec (key, data class, tags) per read, so both always agree."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import asyncpg
+from fastapi import HTTPException
+
+from wedsync_api.models import (
+    BookedSupplier,
+    Supplier,
+    Timeline,
+    TimelineItem,
+    Vendor,
+    VendorList,
+    VenueSummary,
+    Wedding,
+)
+
+__all__ = [
+    "CachedRead",
+    "date_of",
+    "load_supplier",
+    "load_timeline",
+    "load_vendors",
+    "load_wedding",
+    "supplier_read",
+    "timeline_read",
+    "vendors_read",
+    "wedding_read",
+]
+
+
+@dataclass(frozen=True)
+class CachedRead:
+    key: str
+    data_class: str
+    tags: tuple[str, ...]
+    wedding_date: Callable[[Any], date | None] | None = None
+
+
+def date_of(value: dict[str, Any]) -> date | None:
+    """The wedding date inside a cached wedding/timeline/vendor list (drives its TTL)."""
+    raw = value.get("wedding_date")
+    return date.fromisoformat(raw) if isinstance(raw, str) else None
+
+
+def supplier_read(supplier_id: int) -> CachedRead:
+    return CachedRead(f"supplier:{supplier_id}", "supplier_profile", (f"supplier:{supplier_id}",))
+
+
+def wedding_read(wedding_id: int) -> CachedRead:
+    return CachedRead(f"wedding:{wedding_id}", "wedding", (f"wedding:{wedding_id}",), date_of)
+
+
+def timeline_read(wedding_id: int) -> CachedRead:
+    return CachedRead(
+        f"timeline:{wedding_id}", "wedding_timeline", (f"wedding:{wedding_id}",), date_of
+    )
+
+
+def vendors_read(wedding_id: int) -> CachedRead:
+    # Contacts: the "wedding_vendors" data class is sealed (AES-GCM) in the shared cache.
+    return CachedRead(
+        f"vendors:{wedding_id}", "wedding_vendors", (f"wedding:{wedding_id}",), date_of
+    )
+
+
+def _missing(what: str) -> HTTPException:
+    return HTTPException(status_code=404, detail=f"{what} not found")
+
+
+async def _wedding_date(conn: asyncpg.Connection, tenant_id: int, wedding_id: int) -> date:
+    day: date | None = await conn.fetchval(
+        "SELECT wedding_date FROM weddings WHERE tenant_id = $1 AND id = $2", tenant_id, wedding_id
+    )
+    if day is None:
+        raise _missing("wedding")
+    return day
+
+
+async def load_supplier(conn: asyncpg.Connection, tenant_id: int, supplier_id: int) -> Supplier:
+    row = await conn.fetchrow(
+        "SELECT id, name, category, region, rating, price_band, lat, lon, services, email,"
+        " phone FROM suppliers WHERE tenant_id = $1 AND id = $2",
+        tenant_id,
+        supplier_id,
+    )
+    if row is None:
+        raise _missing("supplier")
+    return Supplier(**dict(row))
+
+
+async def load_wedding(conn: asyncpg.Connection, tenant_id: int, wedding_id: int) -> Wedding:
+    row = await conn.fetchrow(
+        "SELECT w.id, w.wedding_date, w.status, w.guest_count, c.partner_a, c.partner_b,"
+        " v.id AS venue_id, v.name AS venue_name, v.region AS venue_region,"
+        " v.capacity AS venue_capacity"
+        " FROM weddings w JOIN couples c ON c.id = w.couple_id"
+        " LEFT JOIN venues v ON v.id = w.venue_id"
+        " WHERE w.tenant_id = $1 AND w.id = $2",
+        tenant_id,
+        wedding_id,
+    )
+    if row is None:
+        raise _missing("wedding")
+    suppliers = await conn.fetch(
+        "SELECT s.id, s.name, s.category, ws.role FROM wedding_suppliers ws"
+        " JOIN suppliers s ON s.id = ws.supplier_id"
+        " WHERE ws.tenant_id = $1 AND ws.wedding_id = $2 ORDER BY s.category, s.id",
+        tenant_id,
+        wedding_id,
+    )
+    venue = None
+    if row["venue_id"] is not None:
+        venue = VenueSummary(
+            id=row["venue_id"],
+            name=row["venue_name"],
+            region=row["venue_region"],
+            capacity=row["venue_capacity"],
+        )
+    return Wedding(
+        id=row["id"],
+        wedding_date=row["wedding_date"],
+        status=row["status"],
+        guest_count=row["guest_count"],
+        couple=[row["partner_a"], row["partner_b"]],
+        venue=venue,
+        suppliers=[BookedSupplier(**dict(s)) for s in suppliers],
+    )
+
+
+async def load_timeline(conn: asyncpg.Connection, tenant_id: int, wedding_id: int) -> Timeline:
+    day = await _wedding_date(conn, tenant_id, wedding_id)
+    rows = await conn.fetch(
+        "SELECT id, starts_at, ends_at, title, location, supplier_id FROM timeline_items"
+        " WHERE tenant_id = $1 AND wedding_id = $2 ORDER BY starts_at, id",
+        tenant_id,
+        wedding_id,
+    )
+    return Timeline(
+        wedding_id=wedding_id, wedding_date=day, items=[TimelineItem(**dict(r)) for r in rows]
+    )
+
+
+async def load_vendors(conn: asyncpg.Connection, tenant_id: int, wedding_id: int) -> VendorList:
+    day = await _wedding_date(conn, tenant_id, wedding_id)
+    rows = await conn.fetch(
+        "SELECT s.id AS supplier_id, s.name, s.category, ws.role, s.email, s.phone,"
+        " ws.arrival_status, ws.arrived_at FROM wedding_suppliers ws"
+        " JOIN suppliers s ON s.id = ws.supplier_id"
+        " WHERE ws.tenant_id = $1 AND ws.wedding_id = $2 ORDER BY s.category, s.id",
+        tenant_id,
+        wedding_id,
+    )
+    return VendorList(
+        wedding_id=wedding_id, wedding_date=day, vendors=[Vendor(**dict(r)) for r in rows]
+    )
+
+
+Loader = Callable[[asyncpg.Connection, int, int], Awaitable[Any]]

@@ -1,0 +1,138 @@
+"""Cache warming before a wedding day: timelines, vendor lists and wedding details of
+that day's weddings, and the profiles of their suppliers — through the very loaders and
+cache specs the routes use, so a warmed entry is exactly what a request would cache.
+
+Rate-limited (a fixed pace and a small concurrency), so warming never competes with
+live traffic for the pool; entries already cached are left alone (a warm run after a
+warm run loads nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+import asyncpg
+
+from wedsync_api.caching import fill
+from wedsync_api.reads import (
+    load_supplier,
+    load_timeline,
+    load_vendors,
+    load_wedding,
+    supplier_read,
+    timeline_read,
+    vendors_read,
+    wedding_read,
+)
+from wedsync_perf.caching import Cache
+
+__all__ = ["WarmReport", "plan_day", "warm_day"]
+
+
+@dataclass
+class WarmReport:
+    day: date
+    weddings: int = 0
+    entries: int = 0
+    loaded: int = 0  # entries that were not cached yet
+    failed: int = 0
+    seconds: float = 0.0
+    by_class: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Job:
+    tenant_id: int
+    kind: str
+    ident: int
+
+
+async def plan_day(pool: asyncpg.Pool, day: date) -> tuple[int, list[_Job]]:
+    """The entries to warm for `day`: per wedding (not cancelled) its timeline, vendors
+    and details; each booked supplier's profile once."""
+    rows = await pool.fetch(
+        "SELECT w.tenant_id, w.id, array_agg(ws.supplier_id) FILTER"
+        " (WHERE ws.supplier_id IS NOT NULL) AS suppliers FROM weddings w"
+        " LEFT JOIN wedding_suppliers ws ON ws.wedding_id = w.id"
+        " WHERE w.wedding_date = $1 AND w.status <> 'cancelled' GROUP BY w.tenant_id, w.id"
+        " ORDER BY w.tenant_id, w.id",
+        day,
+    )
+    jobs: list[_Job] = []
+    suppliers: set[tuple[int, int]] = set()
+    for row in rows:
+        tenant, wedding = row["tenant_id"], row["id"]
+        jobs += [_Job(tenant, kind, wedding) for kind in ("timeline", "vendors", "wedding")]
+        suppliers.update((tenant, s) for s in row["suppliers"] or ())
+    jobs += [_Job(tenant, "supplier", s) for tenant, s in sorted(suppliers)]
+    return len(rows), jobs
+
+
+_SPECS = {
+    "timeline": (timeline_read, load_timeline),
+    "vendors": (vendors_read, load_vendors),
+    "wedding": (wedding_read, load_wedding),
+    "supplier": (supplier_read, load_supplier),
+}
+
+
+async def warm_day(
+    pool: asyncpg.Pool,
+    cache: Cache,
+    day: date,
+    *,
+    rate_per_s: float = 200.0,
+    concurrency: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+) -> WarmReport:
+    """Warm `day`. At most `concurrency` loads at once, started at most `rate_per_s`
+    per second; `progress(done, total)` after each entry."""
+    if rate_per_s <= 0 or concurrency < 1:
+        raise ValueError("rate_per_s must be positive and concurrency at least 1")
+    started = time.monotonic()
+    report = WarmReport(day)
+    report.weddings, jobs = await plan_day(pool, day)
+    report.entries = len(jobs)
+    gate = asyncio.Semaphore(concurrency)
+    interval = 1.0 / rate_per_s
+    next_start = time.monotonic()
+    done = 0
+
+    async def run(job: _Job) -> None:
+        nonlocal done
+        make_read, loader = _SPECS[job.kind]
+        read = make_read(job.ident)
+        loaded = False
+
+        async def load() -> object:
+            nonlocal loaded
+            loaded = True
+            async with pool.acquire() as conn:
+                return await loader(conn, job.tenant_id, job.ident)  # type: ignore[arg-type]
+
+        try:
+            async with gate:
+                await fill(cache, job.tenant_id, read, load)  # type: ignore[arg-type]
+        except Exception:  # one bad wedding must not stop the warm-up of the others
+            report.failed += 1
+        else:
+            report.loaded += loaded
+            report.by_class[read.data_class] = report.by_class.get(read.data_class, 0) + 1
+        done += 1
+        if progress is not None:
+            progress(done, len(jobs))
+
+    tasks = []
+    for job in jobs:
+        delay = next_start - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)  # pacing: a rate limit, not a synchronisation
+        next_start = max(next_start + interval, time.monotonic())
+        tasks.append(asyncio.create_task(run(job)))
+    await asyncio.gather(*tasks)
+    report.seconds = time.monotonic() - started
+    return report
