@@ -32,6 +32,7 @@ from pydantic import BaseModel
 
 from wedsync_api.reads import CachedRead
 from wedsync_perf.caching import Cache
+from wedsync_perf.caching.http import etag_of, matches
 from wedsync_perf.monitoring import mark_cache_hit
 
 __all__ = ["cached_json", "fill", "invalidate", "serve"]
@@ -58,11 +59,18 @@ async def fill(cache: Cache, tenant_id: int, read: CachedRead, load: Callable[[]
 async def serve(
     request: Request, tenant_id: int, read: CachedRead, load: Callable[[], Awaitable[BaseModel]]
 ) -> Response:
-    """A route's response from the cache (counted as a cache hit by monitoring)."""
+    """A route's response from the cache (counted as a cache hit by monitoring), with a
+    strong ETag: a client that sends it back in If-None-Match gets a 304 — after
+    authentication and rate limiting, like any other answer."""
     body = await fill(
         request.app.state.cache, tenant_id, read, load, lambda: mark_cache_hit(request.scope)
     )
-    return Response(orjson.dumps(body), media_type="application/json")
+    payload = orjson.dumps(body)
+    etag = etag_of(payload)
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "X-API-Key"}
+    if matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(payload, media_type="application/json", headers=headers)
 
 
 async def cached_json(

@@ -115,3 +115,26 @@ async def test_vendor_contacts_are_sealed_in_redis(
         assert not any(str(wedding).encode() + b":" in k or b"vendors" in k for k in names)
     finally:
         await raw.aclose()
+
+
+async def test_etag_revalidation_gives_304_and_still_counts_against_the_limit(
+    seeded_dsn: str, db: asyncpg.Connection
+) -> None:
+    wedding, _ = await _wedding_of(db, 1)
+    app = create_app(api_settings(rate_limit="3/minute"), dsn=seeded_dsn)
+    async with running(app) as client:
+        path = f"/weddings/{wedding}/timeline"
+        first = await client.get(path, headers=key_for(1))
+        etag = first.headers["etag"]
+        assert first.headers["cache-control"] == "private, no-cache"
+        revalidated = await client.get(path, headers={**key_for(1), "If-None-Match": etag})
+        assert revalidated.status_code == 304
+        assert revalidated.content == b""
+        assert (
+            await client.get(path, headers={**key_for(1), "If-None-Match": etag})
+        ).status_code == 304
+        limited = await client.get(path, headers={**key_for(1), "If-None-Match": etag})
+        assert limited.status_code == 429
+        # Another tenant's ETag check never reaches the cached entry: 404 first.
+        other = await client.get(path, headers={**key_for(2), "If-None-Match": etag})
+        assert other.status_code == 404
