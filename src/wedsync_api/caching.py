@@ -10,13 +10,13 @@ is scoped to the caller's tenant: nothing cached can skip either, or cross tenan
 | GET /suppliers/search               | supplier_search    | suppliers           |
 | GET /venues/{id}/availability       | venue_availability | venue:{id}          |
 | GET /weddings/{id}                  | wedding            | wedding:{id}        |
-| GET /weddings/{id}/timeline         | wedding_timeline   | wedding:{id}        |
-| GET /weddings/{id}/vendors          | wedding_vendors    | wedding:{id}        |
+| GET /weddings/{id}/timeline         | wedding_timeline   | wedding:{id}, timeline:{id} |
+| GET /weddings/{id}/vendors          | wedding_vendors    | wedding:{id}, vendors:{id}  |
 
 | event (write route)                 | invalidates        |
 |-------------------------------------|--------------------|
 | booking created                     | venue:{id}         |
-| vendor checked in                   | wedding:{id}       |
+| vendor checked in                   | vendors:{id}       |
 | suppliers imported                  | suppliers          |
 """
 

@@ -59,16 +59,14 @@ def wedding_read(wedding_id: int) -> CachedRead:
 
 
 def timeline_read(wedding_id: int) -> CachedRead:
-    return CachedRead(
-        f"timeline:{wedding_id}", "wedding_timeline", (f"wedding:{wedding_id}",), date_of
-    )
+    tags = (f"wedding:{wedding_id}", f"timeline:{wedding_id}")
+    return CachedRead(f"timeline:{wedding_id}", "wedding_timeline", tags, date_of)
 
 
 def vendors_read(wedding_id: int) -> CachedRead:
     # Contacts: the "wedding_vendors" data class is sealed (AES-GCM) in the shared cache.
-    return CachedRead(
-        f"vendors:{wedding_id}", "wedding_vendors", (f"wedding:{wedding_id}",), date_of
-    )
+    tags = (f"wedding:{wedding_id}", f"vendors:{wedding_id}")
+    return CachedRead(f"vendors:{wedding_id}", "wedding_vendors", tags, date_of)
 
 
 def _missing(what: str) -> HTTPException:

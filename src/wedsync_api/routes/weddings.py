@@ -90,7 +90,9 @@ async def check_in(
             body.note,
         )
     assert row is not None
-    await invalidate(request, tenant.id, f"wedding:{wedding_id}")  # event: vendor checked in
+    # Event "vendor checked in": only the vendor list (arrival status) changed; the
+    # timeline and wedding details stay cached through the busiest hour of the day.
+    await invalidate(request, tenant.id, f"vendors:{wedding_id}")
     return Checkin(**dict(row))
 
 
