@@ -138,3 +138,20 @@ async def test_etag_revalidation_gives_304_and_still_counts_against_the_limit(
         # Another tenant's ETag check never reaches the cached entry: 404 first.
         other = await client.get(path, headers={**key_for(2), "If-None-Match": etag})
         assert other.status_code == 404
+
+
+async def test_check_in_keeps_the_timeline_cached(seeded_dsn: str, db: asyncpg.Connection) -> None:
+    wedding, vendors = await _wedding_of(db, 2)
+    app = create_app(api_settings(), dsn=seeded_dsn)
+    async with running(app) as client:
+        await client.get(f"/weddings/{wedding}/timeline", headers=key_for(2))
+        await client.get(f"/weddings/{wedding}/vendors", headers=key_for(2))
+        posted = await client.post(
+            f"/weddings/{wedding}/checkins", json={"supplier_id": vendors[-1]}, headers=key_for(2)
+        )
+        assert posted.status_code == 201
+        await client.get(f"/weddings/{wedding}/timeline", headers=key_for(2))
+        await client.get(f"/weddings/{wedding}/vendors", headers=key_for(2))
+        stats = app.state.cache.stats
+    assert stats.of("wedding_timeline").loader_calls == 1
+    assert stats.of("wedding_vendors").loader_calls == 2
