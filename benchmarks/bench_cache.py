@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import socket
 import statistics
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from wedsync_perf.caching import (
     LocalTier,
     RedisBackend,
 )
-from wedsync_perf.testing import RedisProcess
+from wedsync_perf.testing import RedisProcess, free_port
 
 SECRET = b"bench-secret-0123456789"
 VALUE = {
@@ -53,12 +52,6 @@ PER_TASK = 100
 ROUNDS = 3
 STALE_BOUND_S = 0.05
 TWO_WRITER_TRIALS = 200
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def ours(
@@ -256,7 +249,7 @@ async def main() -> None:
     server = None
     url = os.environ.get("REDIS_URL")
     if not url:
-        server = RedisProcess(_port(), Path(tempfile.mkdtemp(prefix="wsp-bench-redis-")))
+        server = RedisProcess(free_port(), Path(tempfile.mkdtemp(prefix="wsp-bench-redis-")))
         server.start()
         url = server.url
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio as redis_asyncio
 from fastapi import FastAPI
 
 from wedsync_api.app import create_app
@@ -43,6 +44,13 @@ def redis_url(data_dir: Path) -> Iterator[str]:
     yield url
     if server is not None:
         server.stop()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[redis_asyncio.Redis]:
+    client = redis_asyncio.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture(scope="session")

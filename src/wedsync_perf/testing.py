@@ -22,6 +22,7 @@ from wedsync_perf.embedded import EmbeddedRedis, embedded_postgres_url, embedded
 __all__ = [
     "RedisProcess",
     "call_asgi",
+    "free_port",
     "postgres_server_url",
     "redis_server_url",
     "temporary_database",
@@ -41,6 +42,15 @@ def redis_server_url(data_dir: Path) -> tuple[str, EmbeddedRedis | None]:
         return url, None
     server = embedded_redis(data_dir / "redis")
     return server.url, server
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def with_database(url: str, database: str) -> str:

@@ -25,7 +25,7 @@ from wedsync_perf.caching import (
     MemoryBackend,
     RedisBackend,
 )
-from wedsync_perf.testing import RedisProcess
+from wedsync_perf.testing import RedisProcess, free_port
 
 pytestmark = pytest.mark.integration
 SECRET = b"test-secret-0123456789"
@@ -39,15 +39,16 @@ class Clock:
         return self.now
 
 
+_CACHES: list[Cache] = []
+
+
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[redis_asyncio.Redis]:
+    """Overrides conftest's: caches' background work must end before the client closes."""
     client = redis_asyncio.Redis.from_url(redis_url)
     yield client
     await _stop_caches()
     await client.aclose()
-
-
-_CACHES: list[Cache] = []
 
 
 async def _stop_caches() -> None:
@@ -341,16 +342,8 @@ def test_keyring_rejects_bad_keys() -> None:
     assert len(base64.b64encode(Keyring.generate())) == 44
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_redis_outage_falls_through_and_recovers(tmp_path: Path) -> None:
-    server = RedisProcess(_free_port(), tmp_path / "redis")
+    server = RedisProcess(free_port(), tmp_path / "redis")
     server.start()
     client = redis_asyncio.Redis.from_url(
         server.url, socket_connect_timeout=0.2, socket_timeout=0.2

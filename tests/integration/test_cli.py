@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import key_for
-from wedsync_perf.testing import temporary_database
+from wedsync_perf.testing import free_port, temporary_database
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +29,6 @@ def _run(args: list[str], dsn: str, timeout: float = 180) -> subprocess.Complete
         timeout=timeout,
         check=False,
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_seed_twice_is_refused_with_a_clear_message(server_url: str) -> None:
@@ -57,7 +51,7 @@ async def test_bad_option_names_the_field(server_url: str) -> None:
 
 async def test_demo_drives_every_priority_class(server_url: str) -> None:
     async with temporary_database(server_url) as dsn:
-        port = _free_port()
+        port = free_port()
         args = ["demo", "--duration", "5", "--rps", "60", "--scale", "0.01", "--port", str(port)]
         result = _run(args, dsn)
         assert result.returncode == 0, result.stderr[-2000:]
@@ -81,7 +75,7 @@ async def test_demo_stops_cleanly_on_interrupt_with_a_summary(server_url: str) -
     async with temporary_database(server_url) as dsn:
         env = {**os.environ, "DATABASE_URL": dsn, "COLUMNS": "160"}
         env.pop("REDIS_URL", None)
-        port = _free_port()
+        port = free_port()
         demo = subprocess.Popen(  # noqa: ASYNC220 - the test waits on it by design
             [sys.executable, "-m", "wedsync_perf", "demo", "--rps", "40", "--scale", "0.01",
              "--port", str(port)],
@@ -102,7 +96,7 @@ async def test_demo_stops_cleanly_on_interrupt_with_a_summary(server_url: str) -
 
 
 async def test_top_shows_the_servers_routes_and_refuses_a_bad_token(seeded_dsn: str) -> None:
-    port, token = _free_port(), "top-secret-token"
+    port, token = free_port(), "top-secret-token"
     env = {**os.environ, "DATABASE_URL": seeded_dsn, "WEDSYNC_PERF_METRICS_TOKEN": token}
     env.pop("REDIS_URL", None)
     server = subprocess.Popen(  # noqa: ASYNC220 - a real server for a real CLI

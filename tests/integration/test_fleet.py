@@ -6,12 +6,10 @@ from __future__ import annotations
 import math
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -21,6 +19,7 @@ from tests.conftest import key_for
 from wedsync_perf.monitoring.fleet import FleetPublisher, FleetStore, hour_of_week_profile
 from wedsync_perf.monitoring.recorder import Recorder
 from wedsync_perf.monitoring.series import SeriesKey
+from wedsync_perf.testing import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -31,13 +30,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[redis_asyncio.Redis]:
-    client = redis_asyncio.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 def _store(redis: redis_asyncio.Redis, recorder: Recorder, fleet: str) -> FleetStore:
@@ -90,14 +82,8 @@ async def test_closed_windows_feed_the_hour_of_week_profile(redis: redis_asyncio
     assert profile == {friday_8: {"standard": 5.0}}  # 50 requests in 10 s observed
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_multi_worker_uvicorn_reports_one_fleet(seeded_dsn: str, redis_url: str) -> None:
-    port, token = _free_port(), uuid.uuid4().hex
+    port, token = free_port(), uuid.uuid4().hex
     env = {
         **os.environ,
         "DATABASE_URL": seeded_dsn,

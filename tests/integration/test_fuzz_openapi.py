@@ -4,7 +4,6 @@ server on the seeded database: no input may produce a 5xx."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,19 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from tests.conftest import key_for
 from wedsync_api.app import create_app
 from wedsync_api.settings import ApiSettings
+from wedsync_perf.testing import free_port
 
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def api_url(seeded_dsn: str) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": seeded_dsn, "WEDSYNC_API_RATE_LIMIT": "100000/minute"}
     env.pop("REDIS_URL", None)
     server = subprocess.Popen(

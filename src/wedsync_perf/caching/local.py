@@ -29,6 +29,8 @@ from typing import Any
 
 import orjson
 
+from wedsync_perf.background import BackgroundLoop
+
 __all__ = ["InvalidationBus", "LocalTier"]
 
 _log = logging.getLogger(__name__)
@@ -110,7 +112,7 @@ class InvalidationBus:
         self.local = local
         self.channel = channel
         self.instance = uuid.uuid4().hex[:12]
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop(self._listen, "wedsync-perf-cache-bus")
         self.connected = asyncio.Event()
         self.reconnects = 0
 
@@ -119,15 +121,10 @@ class InvalidationBus:
         await self.redis.publish(self.channel, message)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._listen(), name="wedsync-perf-cache-bus")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         self._offline()
 
     def _offline(self) -> None:

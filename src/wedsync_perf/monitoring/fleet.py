@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from wedsync_perf.background import BackgroundLoop
 from wedsync_perf.monitoring.recorder import Recorder, Window
 from wedsync_perf.monitoring.series import SeriesKey, SeriesStats
 
@@ -240,7 +241,7 @@ class FleetPublisher:
         self.recorder = recorder
         self.store = store
         self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop(self._run, "wedsync-perf-fleet-flush")
         self._published_from = 0.0  # start of the oldest window that may still change
         self._closed_seen = 0.0  # newest window already added to the hourly profile
         self.failures = 0
@@ -280,15 +281,10 @@ class FleetPublisher:
                     )
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="wedsync-perf-fleet-flush")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop the loop and flush once more, so the last seconds are not lost."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         with contextlib.suppress(Exception):
             await self.flush()
