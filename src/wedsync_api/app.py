@@ -63,6 +63,11 @@ def create_app(
         app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url, redis)
         monitor.start()
         await cache.start()
+        for day in settings.warm_days:  # asked for explicitly: warm before serving
+            from wedsync_api.warming import warm_day
+
+            report = await warm_day(pool, cache, day, rate_per_s=5000, concurrency=4)
+            _log.info("warmed %d entries for %s in %.1f s", report.entries, day, report.seconds)
         warmer = (
             asyncio.create_task(_warm_ahead(pool, cache, settings.warm_ahead_hours))
             if settings.warm_ahead_hours

@@ -124,9 +124,11 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def _start_server(
-    dsn: str, host: str, port: int, workers: int, token: str
+    dsn: str, host: str, port: int, workers: int, token: str, warm: date | None = None
 ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DATABASE_URL": dsn, "WEDSYNC_PERF_METRICS_TOKEN": token}
+    if warm is not None:  # the wedding day about to be driven: warm it, as production would
+        env["WEDSYNC_API_WARM_DATES"] = warm.isoformat()
     # A demo run gets its own cache secrets (every worker shares them through the env):
     # entries are named by HMAC and sealed, as in production.
     env.setdefault("WEDSYNC_PERF_CACHE_SECRET", secrets.token_urlsafe(24))
@@ -137,7 +139,7 @@ def _start_server(
     return subprocess.Popen(cmd, env=env, start_new_session=True)  # noqa: S603 - our own module
 
 
-def _wait_ready(base_url: str, server: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+def _wait_ready(base_url: str, server: subprocess.Popen[bytes], timeout_s: float = 180) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -240,7 +242,8 @@ def demo_command(
     workload = asyncio.run(prepare())
     base_url = f"http://{host}:{port}"
     token = secrets.token_urlsafe(24)
-    server = _start_server(dsn, host, port, workers, token)
+    console.print(f"[bold]starting[/] the API and warming the cache for {workload.day:%a %d %b %Y}")
+    server = _start_server(dsn, host, port, workers, token, warm=workload.day)
     try:
         _wait_ready(base_url, server)
         banner = (

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -42,6 +44,10 @@ class ApiSettings(BaseSettings):
         le=72,
         description="Warm the cache for wedding days starting within this many hours (0 = off).",
     )
+    warm_dates: str = Field(
+        "",
+        description="Comma-separated wedding days (YYYY-MM-DD) to warm before serving.",
+    )
     auth_cache_seconds: float = Field(
         30.0, ge=0, description="How long a resolved API key is trusted before re-checking."
     )
@@ -60,6 +66,19 @@ class ApiSettings(BaseSettings):
             raise ValueError(f"must start with one of {', '.join(_REDIS_SCHEMES)}")
         return value or None
 
+    @field_validator("warm_dates")
+    @classmethod
+    def _dates(cls, value: str) -> str:
+        try:
+            _parse_dates(value)
+        except ValueError:
+            raise ValueError("expected comma-separated dates like 2027-06-12") from None
+        return value
+
+    @property
+    def warm_days(self) -> list[date]:
+        return _parse_dates(self.warm_dates)
+
     @field_validator("rate_limit")
     @classmethod
     def _rate_limit_syntax(cls, value: str) -> str:
@@ -70,6 +89,10 @@ class ApiSettings(BaseSettings):
         except ValueError:
             raise ValueError("expected a limit like '1200/minute' or '50/second'") from None
         return value
+
+
+def _parse_dates(value: str) -> list[date]:
+    return [date.fromisoformat(part.strip()) for part in value.split(",") if part.strip()]
 
 
 def load_api_settings(**overrides: object) -> ApiSettings:

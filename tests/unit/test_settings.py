@@ -44,6 +44,7 @@ def test_cross_field_rule_names_the_variable_it_rejects(monkeypatch: pytest.Monk
         ("REDIS_URL", "memcached://localhost"),
         ("WEDSYNC_API_POOL_MAX_SIZE", "0"),
         ("WEDSYNC_API_RATE_LIMIT", "lots"),
+        ("WEDSYNC_API_WARM_DATES", "2027-06-12,12/06/2027"),
     ],
 )
 def test_invalid_api_setting_names_its_variable(
