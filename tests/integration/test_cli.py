@@ -58,11 +58,8 @@ async def test_demo_drives_every_priority_class(server_url: str) -> None:
         out = result.stdout
         assert "Summary by priority class" in out
         server_side = out[out.index("Whole run (server-side)") : out.index("Summary by priority")]
-        for template in (
-            "/weddings/{wedding_id}/timeline",
-            "/suppliers/search",
-            "/imports/suppliers",
-        ):
+        # Common routes only: a rare one (imports, ~5 expected in 5 s) could be absent.
+        for template in ("/weddings/{wedding_id}/timeline", "/suppliers/search"):
             assert template in server_side
         summary = out[out.index("Summary by priority class") :]
         for priority in ("critical", "standard", "bulk"):
