@@ -20,6 +20,8 @@ from wedsync_api.routes import health, imports, suppliers, venues, weddings
 from wedsync_api.settings import ApiSettings, load_api_settings
 from wedsync_perf.caching import Cache, build_cache
 from wedsync_perf.caching.metrics import CacheCollector
+from wedsync_perf.database import LanedPool, PoolTimeout
+from wedsync_perf.database.metrics import PoolCollector
 from wedsync_perf.monitoring import MonitoringMiddleware
 from wedsync_perf.monitoring.monitor import Monitor
 from wedsync_perf.settings import PerfSettings, load_settings
@@ -56,7 +58,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(dsn or database_url(settings, perf), settings)
+        pool = LanedPool(
+            await create_pool(dsn or database_url(settings, perf), settings),
+            size=settings.pool_max_size,
+            reserved_critical=settings.pool_reserved_critical,
+            max_bulk=settings.pool_max_bulk,
+            acquire_timeout_s=settings.pool_acquire_timeout_ms / 1000,
+        )
+        pool_collector = PoolCollector(pool)
+        monitor.registry.register(pool_collector)
         app.state.pool = pool
         app.state.redis = redis
         app.state.authenticator = Authenticator(pool, settings.auth_cache_seconds)
@@ -76,6 +86,7 @@ def create_app(
         try:
             yield
         finally:
+            monitor.registry.unregister(pool_collector)
             if warmer is not None:
                 warmer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -108,6 +119,7 @@ def create_app(
 
     for error in _UNAVAILABLE[1:]:
         app.add_exception_handler(error, _os_unavailable)
+    app.add_exception_handler(PoolTimeout, _os_unavailable)  # lanes full: 503, retry soon
 
     endpoints = monitor.endpoints()
     for path, endpoint in endpoints.items():
@@ -123,7 +135,7 @@ def create_app(
     return app
 
 
-async def _warm_ahead(pool: asyncpg.Pool, cache: Cache, hours: int) -> None:
+async def _warm_ahead(pool: LanedPool, cache: Cache, hours: int) -> None:
     """Scheduled warming: every 10 minutes, warm each wedding day that starts within
     `hours` and has not been warmed by this process yet (gently: 50 entries/s)."""
     from wedsync_api.warming import warm_day

@@ -14,13 +14,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
+
+from wedsync_perf.database import LanedPool
 
 __all__ = ["Authenticator", "RateLimiter", "Tenant", "hash_key", "require_tenant"]
 
@@ -41,7 +42,7 @@ def hash_key(key: str) -> bytes:
 class Authenticator:
     """Resolves API keys against `api_keys`, with a small bounded TTL cache."""
 
-    def __init__(self, pool: asyncpg.Pool, ttl_s: float, max_entries: int = 10_000) -> None:
+    def __init__(self, pool: LanedPool, ttl_s: float, max_entries: int = 10_000) -> None:
         self._pool = pool
         self._ttl = ttl_s
         self._max = max_entries

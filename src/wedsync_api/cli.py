@@ -29,6 +29,7 @@ from wedsync_api.seed import SeedPlan, is_seeded, seed
 from wedsync_api.settings import ApiSettings, load_api_settings
 from wedsync_api.workload import WeddingSaturday
 from wedsync_perf.calendar import Regime
+from wedsync_perf.database import LanedPool
 from wedsync_perf.errors import WedsyncPerfError
 from wedsync_perf.loadgen import LoadStats, drive, render_summary
 from wedsync_perf.monitoring.terminal import render_stats
@@ -302,7 +303,8 @@ def cache_warm_command(
     async def run() -> None:
         redis = redis_asyncio.Redis.from_url(settings.redis_url or "")
         cache = build_cache(perf, redis=redis)
-        pool = await create_pool(dsn, settings)
+        pool = LanedPool(await create_pool(dsn, settings), size=settings.pool_max_size,
+                         reserved_critical=settings.pool_reserved_critical)  # fmt: skip
         try:
             with Progress(
                 TextColumn(f"[bold]warming[/] {target:%a %d %b %Y}"),

@@ -10,10 +10,24 @@ from fastapi import Depends, HTTPException, Path, Request
 
 from wedsync_api.auth import Tenant, require_tenant
 from wedsync_api.models import MAX_ID
+from wedsync_perf.priorities import PriorityClass, declared_priority
+
+_PRIORITY_OF: dict[int, PriorityClass] = {}
+
+
+def route_priority(request: Request) -> PriorityClass:
+    """The priority class the matched route declared (cached per route object)."""
+    route = request.scope.get("route")
+    found = _PRIORITY_OF.get(id(route))
+    if found is None:
+        found = declared_priority(route) or PriorityClass.STANDARD
+        _PRIORITY_OF[id(route)] = found
+    return found
 
 
 async def _connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    async with request.app.state.pool.acquire() as conn:
+    """A connection from the route's lane: bulk work can never starve critical routes."""
+    async with request.app.state.pool.acquire(route_priority(request)) as conn:
         yield conn
 
 

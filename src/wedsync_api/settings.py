@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wedsync_perf.settings import load_settings
@@ -30,7 +30,16 @@ class ApiSettings(BaseSettings):
         description="Redis URL; unset means in-process rate limiting and no Redis check.",
     )
     pool_min_size: int = Field(0, ge=0, le=100)
-    pool_max_size: int = Field(10, ge=1, le=500)
+    pool_max_size: int = Field(10, ge=2, le=500)
+    pool_reserved_critical: int = Field(
+        2, ge=0, description="Connections only critical (wedding-day) requests may use."
+    )
+    pool_max_bulk: int | None = Field(
+        None, ge=1, description="Most connections bulk work may hold (default: half the rest)."
+    )
+    pool_acquire_timeout_ms: float = Field(
+        2000, gt=0, le=60_000, description="Wait for a connection before answering 503."
+    )
     statement_timeout_ms: int = Field(5_000, ge=100, description="Per-statement cap (ms).")
     rate_limit: str = Field(
         "1200/minute",
@@ -65,6 +74,14 @@ class ApiSettings(BaseSettings):
         if value is not None and value and not value.startswith(_REDIS_SCHEMES):
             raise ValueError(f"must start with one of {', '.join(_REDIS_SCHEMES)}")
         return value or None
+
+    @field_validator("pool_reserved_critical")
+    @classmethod
+    def _reserve_fits(cls, value: int, info: ValidationInfo) -> int:
+        size = info.data.get("pool_max_size")
+        if size is not None and value >= size:
+            raise ValueError(f"must be below WEDSYNC_API_POOL_MAX_SIZE ({size})")
+        return value
 
     @field_validator("warm_dates")
     @classmethod

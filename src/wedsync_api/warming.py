@@ -15,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
-import asyncpg
-
 from wedsync_api.caching import fill
 from wedsync_api.reads import (
     load_supplier,
@@ -29,6 +27,8 @@ from wedsync_api.reads import (
     wedding_read,
 )
 from wedsync_perf.caching import Cache
+from wedsync_perf.database import LanedPool
+from wedsync_perf.priorities import PriorityClass
 
 __all__ = ["WarmReport", "plan_day", "warm_day"]
 
@@ -51,7 +51,7 @@ class _Job:
     ident: int
 
 
-async def plan_day(pool: asyncpg.Pool, day: date) -> tuple[int, list[_Job]]:
+async def plan_day(pool: LanedPool, day: date) -> tuple[int, list[_Job]]:
     """The entries to warm for `day`: per wedding (not cancelled) its timeline, vendors
     and details; each booked supplier's profile once."""
     rows = await pool.fetch(
@@ -61,6 +61,7 @@ async def plan_day(pool: asyncpg.Pool, day: date) -> tuple[int, list[_Job]]:
         " WHERE w.wedding_date = $1 AND w.status <> 'cancelled' GROUP BY w.tenant_id, w.id"
         " ORDER BY w.tenant_id, w.id",
         day,
+        priority=PriorityClass.BULK,
     )
     jobs: list[_Job] = []
     suppliers: set[tuple[int, int]] = set()
@@ -81,7 +82,7 @@ _SPECS = {
 
 
 async def warm_day(
-    pool: asyncpg.Pool,
+    pool: LanedPool,
     cache: Cache,
     day: date,
     *,
@@ -111,7 +112,7 @@ async def warm_day(
         async def load() -> object:
             nonlocal loaded
             loaded = True
-            async with pool.acquire() as conn:
+            async with pool.acquire(PriorityClass.BULK) as conn:
                 return await loader(conn, job.tenant_id, job.ident)  # type: ignore[arg-type]
 
         try:

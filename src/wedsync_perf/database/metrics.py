@@ -1,0 +1,52 @@
+"""Prometheus export of the laned pool's figures (read on scrape)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from wedsync_perf.database.pool import LanedPool
+
+__all__ = ["PoolCollector"]
+
+
+class PoolCollector(Collector):
+    def __init__(self, pool: LanedPool, namespace: str = "wedsync") -> None:
+        self.pool = pool
+        self.ns = namespace
+
+    def collect(self) -> Iterable[Metric]:
+        ns, pool = self.ns, self.pool
+        yield GaugeMetricFamily(f"{ns}_db_pool_size", "Configured connections.", value=pool.size)
+        yield GaugeMetricFamily(f"{ns}_db_pool_in_use", "Connections held now.", value=pool.in_use)
+        waiting = GaugeMetricFamily(
+            f"{ns}_db_pool_waiting", "Requests queued for a connection.", labels=["priority"]
+        )
+        wait = GaugeMetricFamily(
+            f"{ns}_db_pool_acquire_wait_seconds",
+            "Acquire wait quantiles since start.",
+            labels=["priority", "quantile"],
+        )
+        timeouts = CounterMetricFamily(
+            f"{ns}_db_pool_timeouts", "Acquires that timed out (503).", labels=["priority"]
+        )
+        acquired = CounterMetricFamily(
+            f"{ns}_db_pool_acquires", "Connections handed out.", labels=["priority"]
+        )
+        for priority, queued in pool.waiting().items():
+            waiting.add_metric([priority], queued)
+        for priority, sketch in pool.stats.acquire_wait.items():
+            for q in (0.5, 0.95, 0.99):
+                value = sketch.quantile(q)
+                if value is not None:
+                    wait.add_metric([priority.value, f"{q:g}"], value)
+            timeouts.add_metric([priority.value], pool.stats.timeouts[priority])
+            acquired.add_metric([priority.value], pool.stats.acquired[priority])
+        yield from (waiting, wait, timeouts, acquired)
+        yield GaugeMetricFamily(
+            f"{ns}_db_pool_suggested_size",
+            "Little's-law size for the peak seen, with 30 % headroom.",
+            value=pool.advice()["suggested_size"],
+        )

@@ -1,0 +1,216 @@
+"""`LanedPool`: an asyncpg pool with priority lanes and the figures to size it.
+
+Lanes: `reserved_critical` connections can only be taken by critical requests, and
+bulk work may hold at most `max_bulk` at once — so an import can saturate its lane but
+never the wedding day's timeline. Waiters are served critical first, then standard,
+then bulk, each in arrival order. An acquire that waits longer than its timeout raises
+`PoolTimeout` (HTTP 503 hint): a request gets an answer, never a hang.
+
+Figures (cheap counters on the request path, sketches for waits): acquire-wait
+quantiles per class, in use, waiting per class, timeouts, and a Little's-law sizing
+advice from measured concurrency and hold times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from wedsync_perf.errors import WedsyncPerfError
+from wedsync_perf.monitoring.sketch import LatencySketch
+from wedsync_perf.priorities import PriorityClass
+
+__all__ = ["LanedPool", "PoolStats", "PoolTimeout"]
+
+_ORDER = (PriorityClass.CRITICAL, PriorityClass.STANDARD, PriorityClass.BULK)
+
+
+class PoolTimeout(WedsyncPerfError):
+    """No connection within the acquire timeout: answer 503 and let the client retry."""
+
+    http_status = 503
+
+    def __init__(self, priority: PriorityClass, waited_s: float) -> None:
+        super().__init__(
+            f"no database connection for a {priority.value} request in {waited_s:.2f} s"
+        )
+        self.priority = priority
+
+
+@dataclass
+class PoolStats:
+    acquire_wait: dict[PriorityClass, LatencySketch]
+    acquired: dict[PriorityClass, int]
+    timeouts: dict[PriorityClass, int]
+    hold_s_total: float = 0.0
+    released: int = 0
+
+
+class LanedPool:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        size: int,
+        reserved_critical: int = 2,
+        max_bulk: int | None = None,
+        acquire_timeout_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if size < 1:
+            raise ValueError("size must be at least 1")
+        if not 0 <= reserved_critical < size:
+            raise ValueError("reserved_critical must be within [0, size)")
+        self.pool = pool
+        self.size = size
+        self.reserved_critical = reserved_critical
+        self.max_bulk = (
+            max_bulk if max_bulk is not None else max(1, (size - reserved_critical) // 2)
+        )
+        if not 1 <= self.max_bulk <= size - reserved_critical:
+            raise ValueError("max_bulk must be within [1, size - reserved_critical]")
+        self.acquire_timeout_s = acquire_timeout_s
+        self._clock = clock
+        self.in_use = 0
+        self.in_use_bulk = 0
+        self._waiters: dict[PriorityClass, deque[asyncio.Future[None]]] = {
+            p: deque() for p in _ORDER
+        }
+        self.stats = PoolStats(
+            acquire_wait={p: LatencySketch() for p in _ORDER},
+            acquired=dict.fromkeys(_ORDER, 0),
+            timeouts=dict.fromkeys(_ORDER, 0),
+        )
+        self.peak_in_use = 0
+        self._started = clock()
+
+    # -- lanes --------------------------------------------------------------------
+
+    def _fits(self, priority: PriorityClass) -> bool:
+        if priority is PriorityClass.CRITICAL:
+            return self.in_use < self.size
+        if self.in_use >= self.size - self.reserved_critical:
+            return False
+        return priority is not PriorityClass.BULK or self.in_use_bulk < self.max_bulk
+
+    def _take(self, priority: PriorityClass) -> None:
+        self.in_use += 1
+        if priority is PriorityClass.BULK:
+            self.in_use_bulk += 1
+        self.peak_in_use = max(self.peak_in_use, self.in_use)
+
+    def _give_back(self, priority: PriorityClass) -> None:
+        self.in_use -= 1
+        if priority is PriorityClass.BULK:
+            self.in_use_bulk -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        for priority in _ORDER:  # most important first
+            queue = self._waiters[priority]
+            while queue and self._fits(priority):
+                waiter = queue.popleft()
+                if not waiter.done():
+                    self._take(priority)
+                    waiter.set_result(None)
+
+    async def _slot(self, priority: PriorityClass, timeout_s: float) -> None:
+        if self._fits(priority) and not any(
+            self._waiters[p] for p in _ORDER[: _ORDER.index(priority) + 1]
+        ):
+            self._take(priority)
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[priority].append(waiter)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await waiter
+        except TimeoutError:
+            if waiter.done() and not waiter.cancelled():
+                self._give_back(priority)  # granted in the same instant: hand it on
+            self.stats.timeouts[priority] += 1
+            raise PoolTimeout(priority, timeout_s) from None
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._give_back(priority)
+            raise
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+            queue = self._waiters[priority]
+            if waiter in queue:
+                queue.remove(waiter)
+
+    # -- public -------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def acquire(
+        self, priority: PriorityClass = PriorityClass.STANDARD, timeout_s: float | None = None
+    ) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
+        """A connection in `priority`'s lane; raises `PoolTimeout` after `timeout_s`."""
+        started = self._clock()
+        timeout = self.acquire_timeout_s if timeout_s is None else timeout_s
+        await self._slot(priority, timeout)
+        try:
+            remaining = max(0.001, timeout - (self._clock() - started))
+            try:
+                connection = await self.pool.acquire(timeout=remaining)
+            except TimeoutError:
+                self.stats.timeouts[priority] += 1
+                raise PoolTimeout(priority, timeout) from None
+            got = self._clock()
+            self.stats.acquire_wait[priority].add(got - started)
+            self.stats.acquired[priority] += 1
+            try:
+                yield connection
+            finally:
+                self.stats.hold_s_total += self._clock() - got
+                self.stats.released += 1
+                await self.pool.release(connection)
+        finally:
+            self._give_back(priority)
+
+    async def fetchval(
+        self, sql: str, *args: Any, priority: PriorityClass = PriorityClass.CRITICAL
+    ) -> Any:
+        async with self.acquire(priority) as conn:
+            return await conn.fetchval(sql, *args)
+
+    async def fetch(
+        self, sql: str, *args: Any, priority: PriorityClass = PriorityClass.STANDARD
+    ) -> list[asyncpg.Record]:
+        async with self.acquire(priority) as conn:
+            return list(await conn.fetch(sql, *args))
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    def waiting(self) -> dict[str, int]:
+        return {p.value: len(q) for p, q in self._waiters.items()}
+
+    def advice(self) -> dict[str, float]:
+        """Little's law: connections needed = arrival rate × mean hold time; sized for
+        the peak seen, with 30 % headroom, next to the configured size."""
+        elapsed = max(self._clock() - self._started, 1e-9)
+        acquired = sum(self.stats.acquired.values())
+        rate = acquired / elapsed
+        hold = self.stats.hold_s_total / self.stats.released if self.stats.released else 0.0
+        mean_busy = rate * hold
+        needed = max(self.peak_in_use, mean_busy)
+        return {
+            "configured_size": self.size,
+            "acquires_per_s": round(rate, 2),
+            "mean_hold_ms": round(hold * 1000, 3),
+            "mean_in_use": round(mean_busy, 2),
+            "peak_in_use": self.peak_in_use,
+            "suggested_size": max(self.reserved_critical + 1, math.ceil(needed * 1.3)),
+        }
