@@ -64,6 +64,7 @@ def create_app(
             reserved_critical=settings.pool_reserved_critical,
             max_bulk=settings.pool_max_bulk,
             acquire_timeout_s=settings.pool_acquire_timeout_ms / 1000,
+            validate_idle_s=settings.pool_validate_idle_ms / 1000,
         )
         pool_collector = PoolCollector(pool)
         monitor.registry.register(pool_collector)

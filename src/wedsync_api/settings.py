@@ -37,6 +37,9 @@ class ApiSettings(BaseSettings):
     pool_max_bulk: int | None = Field(
         None, ge=1, description="Most connections bulk work may hold (default: half the rest)."
     )
+    pool_validate_idle_ms: float = Field(
+        1000, ge=0, description="Ping connections idle this long before use (0 = always)."
+    )
     pool_acquire_timeout_ms: float = Field(
         2000, gt=0, le=60_000, description="Wait for a connection before answering 503."
     )

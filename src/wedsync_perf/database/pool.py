@@ -32,6 +32,20 @@ from wedsync_perf.priorities import PriorityClass
 __all__ = ["LanedPool", "PoolStats", "PoolTimeout"]
 
 _ORDER = (PriorityClass.CRITICAL, PriorityClass.STANDARD, PriorityClass.BULK)
+# Errors after which a connection must not be reused (killed backend, lost socket,
+# protocol confused by an unexpected server message).
+_CONNECTION_ERRORS = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.AdminShutdownError,
+    ConnectionError,
+)
+
+
+def _raw(connection: Any) -> Any:
+    """The connection behind asyncpg's per-acquire proxy: stable across acquires."""
+    return getattr(connection, "_con", connection)
 
 
 class PoolTimeout(WedsyncPerfError):
@@ -64,8 +78,12 @@ class LanedPool:
         reserved_critical: int = 2,
         max_bulk: int | None = None,
         acquire_timeout_s: float = 2.0,
+        validate_idle_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`validate_idle_s`: a connection idle at least this long is pinged before it
+        is handed out (one round trip), so a server restart or a killed backend is
+        noticed by the pool, not by a request. 0 validates every acquire."""
         if size < 1:
             raise ValueError("size must be at least 1")
         if not 0 <= reserved_critical < size:
@@ -79,7 +97,10 @@ class LanedPool:
         if not 1 <= self.max_bulk <= size - reserved_critical:
             raise ValueError("max_bulk must be within [1, size - reserved_critical]")
         self.acquire_timeout_s = acquire_timeout_s
+        self.validate_idle_s = validate_idle_s
         self._clock = clock
+        self._last_used: dict[int, float] = {}
+        self.connections_lost = 0
         self.in_use = 0
         self.in_use_bulk = 0
         self._waiters: dict[PriorityClass, deque[asyncio.Future[None]]] = {
@@ -161,23 +182,52 @@ class LanedPool:
         timeout = self.acquire_timeout_s if timeout_s is None else timeout_s
         await self._slot(priority, timeout)
         try:
-            remaining = max(0.001, timeout - (self._clock() - started))
+            connection = await self._healthy_connection(priority, started, timeout)
+            got = self._clock()
+            self.stats.acquire_wait[priority].add(got - started)
+            self.stats.acquired[priority] += 1
+            broken = False
+            try:
+                yield connection
+            except _CONNECTION_ERRORS:
+                broken = True  # never hand this connection out again
+                raise
+            finally:
+                self.stats.hold_s_total += self._clock() - got
+                self.stats.released += 1
+                await self._release(connection, broken)
+        finally:
+            self._give_back(priority)
+
+    async def _healthy_connection(
+        self, priority: PriorityClass, started: float, budget_s: float
+    ) -> PoolConnectionProxy[asyncpg.Record]:
+        for _ in range(self.size + 1):
+            remaining = max(0.001, budget_s - (self._clock() - started))
             try:
                 connection = await self.pool.acquire(timeout=remaining)
             except TimeoutError:
                 self.stats.timeouts[priority] += 1
-                raise PoolTimeout(priority, timeout) from None
-            got = self._clock()
-            self.stats.acquire_wait[priority].add(got - started)
-            self.stats.acquired[priority] += 1
+                raise PoolTimeout(priority, budget_s) from None
+            idle = self._clock() - self._last_used.get(id(_raw(connection)), 0.0)
+            if idle < self.validate_idle_s:
+                return connection
             try:
-                yield connection
-            finally:
-                self.stats.hold_s_total += self._clock() - got
-                self.stats.released += 1
-                await self.pool.release(connection)
-        finally:
-            self._give_back(priority)
+                await connection.fetchval("SELECT 1", timeout=min(remaining, 1.0))
+                return connection
+            except (*_CONNECTION_ERRORS, TimeoutError):
+                await self._release(connection, broken=True)
+        raise PoolTimeout(priority, budget_s)
+
+    async def _release(self, connection: PoolConnectionProxy[asyncpg.Record], broken: bool) -> None:
+        raw = _raw(connection)
+        if broken:
+            self.connections_lost += 1
+            self._last_used.pop(id(raw), None)
+            connection.terminate()  # the pool replaces it on a later acquire
+        else:
+            self._last_used[id(raw)] = self._clock()
+        await self.pool.release(connection)
 
     async def fetchval(
         self, sql: str, *args: Any, priority: PriorityClass = PriorityClass.CRITICAL
