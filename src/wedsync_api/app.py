@@ -22,6 +22,7 @@ from wedsync_perf.caching import Cache, build_cache
 from wedsync_perf.caching.metrics import CacheCollector
 from wedsync_perf.database import LanedPool, PoolTimeout
 from wedsync_perf.database.metrics import PoolCollector
+from wedsync_perf.database.queries import QueryTracker
 from wedsync_perf.monitoring import MonitoringMiddleware
 from wedsync_perf.monitoring.monitor import Monitor
 from wedsync_perf.settings import PerfSettings, load_settings
@@ -108,6 +109,7 @@ def create_app(
     app.state.settings = settings
     app.state.monitor = monitor
     app.state.cache = cache
+    app.state.queries = QueryTracker()
     app.include_router(health.router)
     app.include_router(suppliers.router)
     app.include_router(venues.router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -10,6 +11,7 @@ from fastapi import Depends, HTTPException, Path, Request
 
 from wedsync_api.auth import Tenant, require_tenant
 from wedsync_api.models import MAX_ID
+from wedsync_perf.database.queries import RequestQueries
 from wedsync_perf.priorities import PriorityClass, declared_priority
 
 _PRIORITY_OF: dict[int, PriorityClass] = {}
@@ -26,9 +28,21 @@ def route_priority(request: Request) -> PriorityClass:
 
 
 async def _connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    """A connection from the route's lane: bulk work can never starve critical routes."""
+    """A connection from the route's lane (bulk work can never starve critical routes),
+    with every statement's fingerprint and time recorded for the route (N+1 detection)."""
+    queries = RequestQueries()
     async with request.app.state.pool.acquire(route_priority(request)) as conn:
-        yield conn
+        conn.add_query_logger(queries.observe)
+        try:
+            yield conn
+        finally:
+            conn.remove_query_logger(queries.observe)
+    # asyncpg hands log records over with loop.call_soon: one loop turn delivers the
+    # last statement's before the request is folded in.
+    await asyncio.sleep(0)
+    route = request.scope.get("route")
+    template = getattr(route, "path_format", None) or getattr(route, "path", "?")
+    request.app.state.queries.finish(template, queries)
 
 
 CurrentTenant = Annotated[Tenant, Depends(require_tenant)]
