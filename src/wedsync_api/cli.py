@@ -333,9 +333,63 @@ def cache_warm_command(
     asyncio.run(run())
 
 
+db_app = typer.Typer(help="Database performance.", no_args_is_help=True)
+
+
+@db_app.command("report")
+def db_report_command(
+    seconds: Annotated[
+        float, typer.Option(min=0, max=3600, help="Measure this long (0: since stats reset).")
+    ] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="Statements to show.")] = 15,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Top statement shapes by total time (pg_stat_statements, grouped by fingerprint)."""
+    import orjson
+    from rich.table import Table
+
+    from wedsync_perf.database import statements
+
+    dsn = _resolve(load_api_settings())
+
+    async def run() -> dict[str, Any]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            if not await statements.available(conn):
+                return {"pg_stat_statements": False}
+            before = await statements.snapshot(conn) if seconds else None
+            if seconds:
+                await asyncio.sleep(seconds)  # the measurement window the user asked for
+            after = await statements.snapshot(conn)
+        finally:
+            await conn.close()
+        rows = statements.top(after, before, limit)
+        return {"pg_stat_statements": True, "seconds": seconds,
+                "statements": [statements.as_dict(r) for r in rows]}  # fmt: skip
+
+    report = asyncio.run(run())
+    if as_json:
+        typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+        return
+    if not report["pg_stat_statements"]:
+        console.print(
+            "pg_stat_statements is not loaded on this server: add it to"
+            " shared_preload_libraries and restart (the embedded server has it)."
+        )
+        return
+    table = Table(title="Top statements by total time", title_justify="left")
+    for name in ("total ms", "calls", "mean ms", "rows", "cache hit", "shape"):
+        table.add_column(name, justify="left" if name == "shape" else "right")
+    for row in report["statements"]:
+        table.add_row(f"{row['total_ms']:,.1f}", f"{row['calls']:,}", f"{row['mean_ms']:.3f}",
+                      f"{row['rows']:,}", f"{row['cache_hit_ratio']:.1%}", row["shape"][:120])  # fmt: skip
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Entry point of the `wedsync_perf.commands` group."""
     app.add_typer(cache_app, name="cache")
+    app.add_typer(db_app, name="db")
     app.command("migrate")(migrate_command)
     app.command("seed")(seed_command)
     app.command("serve")(serve_command)

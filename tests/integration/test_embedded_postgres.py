@@ -52,3 +52,39 @@ async def test_embedded_data_folder_is_reused(tmp_path: Path) -> None:
         assert await conn.fetchval("SELECT id FROM marker") == 42
     finally:
         await conn.close()
+
+
+async def test_embedded_server_loads_pg_stat_statements(tmp_path: Path) -> None:
+    from wedsync_perf.database import statements
+
+    dsn = embedded_postgres_url(tmp_path / "pg", database="stats_check")
+    conn = await asyncpg.connect(dsn)
+    try:
+        assert await statements.available(conn)
+        before = await statements.snapshot(conn)
+        for i in range(5):
+            await conn.fetchval("SELECT count(*) FROM pg_class WHERE relpages > $1", i)
+        after = await statements.snapshot(conn)
+        busiest = [s for s in statements.top(after, before) if "pg_class" in s.shape]
+        assert busiest
+        assert busiest[0].calls == 5  # five parameter values, one shape
+    finally:
+        await conn.close()
+
+
+def test_db_report_cli_on_the_embedded_server(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "WEDSYNC_PERF_DATA_DIR": str(tmp_path)}
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "wedsync_perf", "db", "report", "--json"],
+        env=env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["pg_stat_statements"] is True
+    assert any("schema_migrations" in s["shape"] for s in report["statements"])
