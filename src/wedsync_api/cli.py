@@ -343,6 +343,10 @@ def db_report_command(
     ] = 0,
     limit: Annotated[int, typer.Option(min=1, max=200, help="Statements to show.")] = 15,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    explain_plans: Annotated[
+        bool,
+        typer.Option("--explain", help="Plan each statement (PostgreSQL 16+) and report findings."),
+    ] = False,
 ) -> None:
     """Top statement shapes by total time (pg_stat_statements, grouped by fingerprint)."""
     import orjson
@@ -361,11 +365,13 @@ def db_report_command(
             if seconds:
                 await asyncio.sleep(seconds)  # the measurement window the user asked for
             after = await statements.snapshot(conn)
+            rows = statements.top(after, before, limit)
+            listed = [statements.as_dict(r) for r in rows]
+            if explain_plans:
+                await _explain_into(conn, listed)
         finally:
             await conn.close()
-        rows = statements.top(after, before, limit)
-        return {"pg_stat_statements": True, "seconds": seconds,
-                "statements": [statements.as_dict(r) for r in rows]}  # fmt: skip
+        return {"pg_stat_statements": True, "seconds": seconds, "statements": listed}
 
     report = asyncio.run(run())
     if as_json:
@@ -384,6 +390,31 @@ def db_report_command(
         table.add_row(f"{row['total_ms']:,.1f}", f"{row['calls']:,}", f"{row['mean_ms']:.3f}",
                       f"{row['rows']:,}", f"{row['cache_hit_ratio']:.1%}", row["shape"][:120])  # fmt: skip
     console.print(table)
+    for row in report["statements"]:
+        for finding in row.get("findings", []):
+            console.print(
+                f"[bold]{finding['kind']}[/] {finding['detail']} → {finding['suggestion']}",
+                highlight=False,
+            )
+
+
+async def _explain_into(conn: asyncpg.Connection, listed: list[dict[str, Any]]) -> None:
+    """Generic plans (no parameter values needed) for each statement shape."""
+    from dataclasses import asdict
+
+    from wedsync_perf.database.explain import explain, findings, table_rows
+
+    if int(await conn.fetchval("SHOW server_version_num")) < 160000:
+        for row in listed:
+            row["findings_unavailable"] = "generic plans need PostgreSQL 16 or newer"
+        return
+    sizes = await table_rows(conn)
+    for row in listed:
+        try:
+            plan = await explain(conn, row["shape"], generic=True)
+        except (ValueError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            continue  # a write, a utility statement, or not plannable alone
+        row["findings"] = [asdict(f) for f in findings(plan, sizes)]
 
 
 def register(app: typer.Typer) -> None:
