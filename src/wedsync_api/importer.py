@@ -88,7 +88,9 @@ def _storable(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return checked
 
 
-def _number(low: float, high: float, required: bool) -> Callable[[Any], float | None]:
+def _number(
+    low: float, high: float, required: bool, digits: int | None = None
+) -> Callable[[Any], float | None]:
     def convert(value: Any) -> float | None:
         if value is None or value == "":
             if required:
@@ -102,7 +104,7 @@ def _number(low: float, high: float, required: bool) -> Callable[[Any], float | 
             raise ValueError("must be a number") from None
         if not math.isfinite(number) or not low <= number <= high:
             raise ValueError(f"must be between {low:g} and {high:g}")
-        return number
+        return number if digits is None else round(number, digits)
 
     return convert
 
@@ -151,8 +153,10 @@ _CONVERTERS: tuple[Callable[[Any], Any], ...] = (
     _text(200, required=True),
     _category,
     _text(100, required=True),
-    _number(-90, 90, required=True),
-    _number(-180, 180, required=True),
+    # Coordinates to 6 decimals (~0.1 m): a 1e-300 would later underflow PostgreSQL's
+    # distance maths.
+    _number(-90, 90, required=True, digits=6),
+    _number(-180, 180, required=True, digits=6),
     _number(0, 5, required=False),
     _price_band,
     _services,
@@ -281,8 +285,8 @@ def _columnar(rows: list[Sequence[Any] | RowProblem], tenant_id: int) -> list[An
             return None
         if max(map(len, name)) > 200 or max(map(len, region)) > 100:
             return None
-        lats = list(map(float, lat))
-        lons = list(map(float, lon))
+        lats = [round(v, 6) for v in map(float, lat)]
+        lons = [round(v, 6) for v in map(float, lon)]
         ratings = [float(v) if v else None for v in rating]
         bands = list(map(int, band))
     except (TypeError, ValueError):  # None in a required column, or not a number

@@ -203,3 +203,14 @@ async def test_rate_limit_answers_429_with_retry_after(seeded_dsn: str) -> None:
         assert int(blocked.headers["retry-after"]) >= 1
         # The limit is per key: another tenant is unaffected.
         assert (await limited.get("/suppliers/search", headers=key_for(2))).status_code == 200
+
+
+async def test_tiny_coordinates_do_not_underflow_into_a_500(client: httpx.AsyncClient) -> None:
+    # Found by schemathesis in CI: 1e-300 made PostgreSQL's float8 maths raise.
+    params = {"lat": 1e-300, "lon": -1e-300, "radius_km": 5, "min_rating": 1e-300}
+    response = await client.get("/suppliers/search", params=params, headers=KEY)
+    assert response.status_code == 200
+    tiny_radius = await client.get(
+        "/suppliers/search", params={"lat": 51.5, "lon": 0.1, "radius_km": 1e-300}, headers=KEY
+    )
+    assert tiny_radius.status_code == 422

@@ -66,6 +66,13 @@ async def search_suppliers(
     geo = (lat, lon, radius_km)
     if any(v is not None for v in geo) and not all(v is not None for v in geo):
         raise HTTPException(422, "lat, lon and radius_km must be given together")
+    # Coordinates to a micrometre-scale 6 decimals: PostgreSQL's float8 maths raises on
+    # underflow (a fuzzer's 1e-300 became a 500), and finer precision means nothing here.
+    lat, lon, radius_km, min_rating = (
+        None if v is None else round(v, 6) for v in (lat, lon, radius_km, min_rating)
+    )
+    if radius_km is not None and radius_km <= 0:
+        raise HTTPException(422, "radius_km must be at least 0.000001")
     filters = SearchFilters(
         category, region, lat, lon, radius_km, date_free, price_max, min_rating, page, page_size
     )

@@ -24,10 +24,9 @@ class PoolCollector(Collector):
         waiting = GaugeMetricFamily(
             f"{ns}_db_pool_waiting", "Requests queued for a connection.", labels=["priority"]
         )
-        wait = GaugeMetricFamily(
-            f"{ns}_db_pool_acquire_wait_seconds",
-            "Acquire wait quantiles since start.",
-            labels=["priority", "quantile"],
+        # A summary: quantile samples plus _count and _sum, as promtool expects.
+        wait = Metric(
+            f"{ns}_db_pool_acquire_wait_seconds", "Acquire wait since start (DDSketch).", "summary"
         )
         timeouts = CounterMetricFamily(
             f"{ns}_db_pool_timeouts", "Acquires that timed out (503).", labels=["priority"]
@@ -38,13 +37,21 @@ class PoolCollector(Collector):
         for priority, queued in pool.waiting().items():
             waiting.add_metric([priority], queued)
         for priority, sketch in pool.stats.acquire_wait.items():
+            labels = {"priority": priority.value}
             for q in (0.5, 0.95, 0.99):
                 value = sketch.quantile(q)
                 if value is not None:
-                    wait.add_metric([priority.value, f"{q:g}"], value)
+                    wait.add_sample(wait.name, {**labels, "quantile": f"{q:g}"}, value)
+            wait.add_sample(f"{wait.name}_count", labels, sketch.count)
+            wait.add_sample(f"{wait.name}_sum", labels, sketch.sum)
             timeouts.add_metric([priority.value], pool.stats.timeouts[priority])
             acquired.add_metric([priority.value], pool.stats.acquired[priority])
         yield from (waiting, wait, timeouts, acquired)
+        yield CounterMetricFamily(
+            f"{ns}_db_pool_connections_lost",
+            "Connections discarded after a connection-level error or a failed ping.",
+            value=pool.connections_lost,
+        )
         yield GaugeMetricFamily(
             f"{ns}_db_pool_suggested_size",
             "Little's-law size for the peak seen, with 30 % headroom.",
