@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: install tools demo test lint typecheck pytest bench bench-import bench-middleware \
-	bench-accuracy bench-fleet bench-cache bench-pool clean
+	bench-accuracy bench-fleet bench-cache bench-pool bench-nplusone clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +50,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $(BENCH_STAMP)
 
-bench: bench-import bench-middleware bench-accuracy bench-fleet bench-cache bench-pool
+bench: bench-import bench-middleware bench-accuracy bench-fleet bench-cache bench-pool bench-nplusone
 
 bench-import: $(STAMP)
 	$(BIN)/python benchmarks/bench_import.py
@@ -69,6 +69,9 @@ bench-cache: $(BENCH_STAMP)
 
 bench-pool: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_pool.py
+
+bench-nplusone: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/bench_nplusone.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
