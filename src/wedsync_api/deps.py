@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -11,7 +10,7 @@ from fastapi import Depends, HTTPException, Path, Request
 
 from wedsync_api.auth import Tenant, require_tenant
 from wedsync_api.models import MAX_ID
-from wedsync_perf.database.queries import RequestQueries
+from wedsync_perf.database.queries import RequestQueries, TimedConnection
 from wedsync_perf.priorities import PriorityClass, declared_priority
 
 _PRIORITY_OF: dict[int, PriorityClass] = {}
@@ -32,14 +31,7 @@ async def _connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
     with every statement's fingerprint and time recorded for the route (N+1 detection)."""
     queries = RequestQueries()
     async with request.app.state.pool.acquire(route_priority(request)) as conn:
-        conn.add_query_logger(queries.observe)
-        try:
-            yield conn
-        finally:
-            conn.remove_query_logger(queries.observe)
-    # asyncpg hands log records over with loop.call_soon: one loop turn delivers the
-    # last statement's before the request is folded in.
-    await asyncio.sleep(0)
+        yield TimedConnection(conn, queries)  # type: ignore[misc]
     route = request.scope.get("route")
     template = getattr(route, "path_format", None) or getattr(route, "path", "?")
     request.app.state.queries.finish(template, queries)

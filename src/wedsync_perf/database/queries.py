@@ -104,3 +104,60 @@ class QueryTracker:
                 finding.last_seen = time.time()
             found.append(finding)
         return found
+
+
+class TimedConnection:
+    """An asyncpg connection (or pool proxy) that records every statement it runs into
+    a `RequestQueries` — two clock reads and a dict update per statement, where
+    asyncpg's query-logger hook costs about 10 µs (`make bench-nplusone`)."""
+
+    __slots__ = ("_conn", "_queries")
+
+    def __init__(self, conn: Any, queries: RequestQueries) -> None:
+        self._conn = conn
+        self._queries = queries
+
+    async def fetch(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self._conn.fetch(query, *args, **kwargs)
+        finally:
+            self._queries.add(query, time.perf_counter() - started)
+
+    async def fetchrow(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self._conn.fetchrow(query, *args, **kwargs)
+        finally:
+            self._queries.add(query, time.perf_counter() - started)
+
+    async def fetchval(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self._conn.fetchval(query, *args, **kwargs)
+        finally:
+            self._queries.add(query, time.perf_counter() - started)
+
+    async def execute(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self._conn.execute(query, *args, **kwargs)
+        finally:
+            self._queries.add(query, time.perf_counter() - started)
+
+    async def executemany(self, command: str, args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self._conn.executemany(command, args, **kwargs)
+        finally:
+            self._queries.add(command, time.perf_counter() - started)
+
+    async def copy_records_to_table(self, table_name: str, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self._conn.copy_records_to_table(table_name, **kwargs)
+        finally:
+            self._queries.add(f"COPY {table_name} FROM STDIN", time.perf_counter() - started)
+
+    def __getattr__(self, name: str) -> Any:  # transaction(), is_closed(), …
+        return getattr(self._conn, name)
