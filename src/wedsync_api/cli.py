@@ -417,6 +417,71 @@ async def _explain_into(conn: asyncpg.Connection, listed: list[dict[str, Any]]) 
         row["findings"] = [asdict(f) for f in findings(plan, sizes)]
 
 
+@db_app.command("advise")
+def db_advise_command(
+    budget_mb: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="Storage budget for new indexes.")
+    ] = 512,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Index suggestions for the workload (pg_stat_statements on PostgreSQL 16+, else the
+    reference API's own read workload), costed by the planner; nothing is created."""
+    import orjson
+    from rich.table import Table
+
+    from wedsync_api.workload_sql import reference_workload
+    from wedsync_perf.database import statements
+    from wedsync_perf.database.advisor import WorkloadQuery, advise
+
+    dsn = _resolve(load_api_settings())
+
+    async def run() -> dict[str, Any]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            source = "reference workload"
+            workload: list[WorkloadQuery] = []
+            modern = int(await conn.fetchval("SHOW server_version_num")) >= 160000
+            if modern and await statements.available(conn):
+                top = statements.top(await statements.snapshot(conn), limit=25)
+                workload = [WorkloadQuery(s.shape, weight=s.calls, generic=True)
+                            for s in top if s.shape.upper().startswith("SELECT")]  # fmt: skip
+                source = "pg_stat_statements"
+            if not workload:
+                workload, source = await reference_workload(conn), "reference workload"
+            advice = await advise(conn, workload, budget_bytes=budget_mb * 1024 * 1024)
+        finally:
+            await conn.close()
+        return {
+            "workload": source,
+            "queries": len(workload),
+            "method": advice.method,
+            "relative_cost": round(advice.relative_cost, 4),
+            "whatif_calls": advice.whatif_calls,
+            "suggestions": [
+                {
+                    "statement": s.candidate.statement,
+                    "gain": round(s.gain, 4),
+                    "size_bytes": s.size_bytes,
+                }
+                for s in advice.suggestions
+            ],
+        }
+
+    report = asyncio.run(run())
+    if as_json:
+        typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+        return
+    console.print(
+        f"{report['queries']} queries from the {report['workload']}, costed with"
+        f" {report['method']} ({report['whatif_calls']} what-if plans): workload cost"
+        f" {report['relative_cost']:.0%} of today's with the suggestions below"
+    )
+    table = Table("gain", "size", "statement")
+    for s in report["suggestions"]:
+        table.add_row(f"{s['gain']:.1%}", f"{s['size_bytes'] / 1024:,.0f} kB", s["statement"])
+    console.print(table if report["suggestions"] else "no index would pay for itself")
+
+
 def register(app: typer.Typer) -> None:
     """Entry point of the `wedsync_perf.commands` group."""
     app.add_typer(cache_app, name="cache")

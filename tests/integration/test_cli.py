@@ -133,3 +133,24 @@ async def test_db_report_says_what_it_can_on_any_server(seeded_dsn: str) -> None
     plain = _run(["db", "report"], seeded_dsn)
     assert plain.returncode == 0
     assert "Top statements" in plain.stdout or "shared_preload_libraries" in plain.stdout
+
+
+async def test_db_advise_suggests_without_creating(seeded_dsn: str) -> None:
+    import json
+
+    import asyncpg
+
+    conn = await asyncpg.connect(seeded_dsn)
+    try:
+        count = "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'"
+        before = await conn.fetchval(count)
+        result = _run(["db", "advise", "--json"], seeded_dsn, timeout=300)
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["queries"] >= 1
+        assert 0 < report["relative_cost"] <= 1
+        for suggestion in report["suggestions"]:
+            assert suggestion["statement"].startswith("CREATE INDEX CONCURRENTLY ON ")
+        assert await conn.fetchval(count) == before
+    finally:
+        await conn.close()

@@ -16,6 +16,7 @@ Nothing is created outside the rolled-back transaction: the output is
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ class WorkloadQuery:
     sql: str
     args: tuple[Any, ...] = ()
     weight: float = 1.0  # e.g. calls per minute
+    generic: bool = False  # plan without values (PostgreSQL 16+), as pg_stat_statements has it
 
 
 @dataclass(frozen=True, order=True)
@@ -197,7 +199,12 @@ class _WhatIf:
                     self.sizes.setdefault(candidate, int(size or 0))
             total = 0.0
             for query in self.workload:
-                raw = await self.conn.fetchval(f"EXPLAIN (FORMAT JSON) {query.sql}", *query.args)
+                options = "FORMAT JSON, GENERIC_PLAN" if query.generic else "FORMAT JSON"
+                args = query.args
+                if query.generic and not args:
+                    count = max((int(n) for n in re.findall(r"\$(\d+)", query.sql)), default=0)
+                    args = tuple([None] * count)
+                raw = await self.conn.fetchval(f"EXPLAIN ({options}) {query.sql}", *args)
                 plan = json.loads(raw) if isinstance(raw, str) else raw
                 total += query.weight * float(plan[0]["Plan"]["Total Cost"])
             return total
