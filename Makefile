@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: install tools demo test lint typecheck pytest bench bench-import bench-middleware \
-	bench-accuracy bench-fleet bench-cache bench-pool bench-nplusone clean
+	bench-accuracy bench-fleet bench-cache bench-pool bench-nplusone bench-index clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +50,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $(BENCH_STAMP)
 
-bench: bench-import bench-middleware bench-accuracy bench-fleet bench-cache bench-pool bench-nplusone
+bench: bench-import bench-middleware bench-accuracy bench-fleet bench-cache bench-pool bench-nplusone bench-index
 
 bench-import: $(STAMP)
 	$(BIN)/python benchmarks/bench_import.py
@@ -72,6 +72,9 @@ bench-pool: $(BENCH_STAMP)
 
 bench-nplusone: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_nplusone.py
+
+bench-index: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/bench_index.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
