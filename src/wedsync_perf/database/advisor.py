@@ -250,6 +250,37 @@ async def advise(
         pool.remove(candidate)
         advice.suggestions.append(Suggestion(candidate, (current - cost) / base, size))
         current, used = cost, used + size
+    # Local search: greedy can lock in a wide index early where a narrower one plus
+    # another would do better; try swapping each chosen index for each one left out.
+    improved = True
+    while improved and chosen:
+        improved = False
+        for i, candidate in enumerate(list(chosen)):
+            for other in list(pool):
+                trial = [*chosen[:i], other, *chosen[i + 1 :]]
+                cost = await whatif.cost(trial)
+                size = sum(whatif.sizes.get(c, 0) for c in trial)
+                if cost < current - min_gain * base * 0.1 and size <= budget_bytes:
+                    chosen, current, improved = trial, cost, True
+                    pool.remove(other)
+                    pool.append(candidate)
+                    break
+            if improved:
+                break
+    advice.suggestions = await _attribute(whatif, chosen, base)
     advice.final_cost = current
     advice.whatif_calls = whatif.calls
     return advice
+
+
+async def _attribute(whatif: _WhatIf, chosen: list[Candidate], base: float) -> list[Suggestion]:
+    """Each chosen index with its marginal gain, in the order they were chosen."""
+    suggestions = []
+    previous = base
+    for i, candidate in enumerate(chosen):
+        cost = await whatif.cost(chosen[: i + 1])
+        suggestions.append(
+            Suggestion(candidate, (previous - cost) / base, whatif.sizes.get(candidate, 0))
+        )
+        previous = cost
+    return suggestions
