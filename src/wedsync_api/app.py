@@ -110,6 +110,7 @@ def create_app(
     app.state.monitor = monitor
     app.state.cache = cache
     app.state.queries = QueryTracker()
+    monitor.add_section("queries", app.state.queries.report)  # per-route queries, N+1
     app.include_router(health.router)
     app.include_router(suppliers.router)
     app.include_router(venues.router)

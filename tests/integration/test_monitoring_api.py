@@ -142,3 +142,15 @@ async def test_stats_scope_without_redis_is_process(seeded_dsn: str, scope: str)
     async with running(app) as client:
         body = (await client.get("/perf/stats", params={"scope": scope}, headers=AUTH)).json()
     assert body["scope"] == "process"
+
+
+async def test_stats_carry_per_route_query_figures(seeded_dsn: str) -> None:
+    app = create_app(api_settings(), dsn=seeded_dsn, perf=perf())
+    async with running(app) as client:
+        for n in range(1, 4):
+            await client.get(f"/suppliers/{n}", headers=key_for(1))
+        body = (await client.get("/perf/stats", headers=AUTH)).json()
+    route = body["queries"]["routes"]["/suppliers/{supplier_id}"]
+    assert route["requests"] == 3
+    assert route["queries"] >= 1
+    assert body["queries"]["n_plus_one"] == []

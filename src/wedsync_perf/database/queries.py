@@ -76,6 +76,27 @@ class QueryTracker:
         self.routes: dict[str, RouteQueries] = {}
         self.findings: OrderedDict[tuple[str, str], NPlusOne] = OrderedDict()
 
+    def report(self) -> dict[str, Any]:
+        """JSON-ready figures: per route and the N+1 findings (shapes only, no values)."""
+        routes = {}
+        for route, stats in sorted(self.routes.items()):
+            p95 = stats.per_request.quantile(0.95)
+            routes[route] = {
+                "requests": stats.requests,
+                "queries": stats.queries,
+                "queries_per_request": round(stats.queries / stats.requests, 2)
+                if stats.requests
+                else 0.0,
+                "max_queries": stats.max_queries,
+                "query_ms_p95": None if p95 is None else round(p95 * 1000, 3),
+            }
+        findings = [
+            {"route": f.route, "shape": f.shape, "fingerprint": f.fingerprint,
+             "repeats": f.repeats, "total_ms": f.total_ms, "occurrences": f.occurrences}
+            for f in self.findings.values()
+        ]  # fmt: skip
+        return {"routes": routes, "n_plus_one": findings}
+
     def finish(self, route: str, queries: RequestQueries) -> list[NPlusOne]:
         """Fold one request's statements in; return the N+1 patterns it showed."""
         stats = self.routes.get(route)

@@ -48,6 +48,7 @@ class Monitor:
         self.calendar = calendar or WeddingCalendar(
             settings.season_start_month, settings.season_end_month
         )
+        self._sections: dict[str, Callable[[], Any]] = {}
         self.store: FleetStore | None = None
         self.publisher: FleetPublisher | None = None
         if redis is not None:
@@ -60,6 +61,10 @@ class Monitor:
                 fleet=settings.fleet,
             )
             self.publisher = FleetPublisher(self.recorder, self.store, settings.flush_interval_s)
+
+    def add_section(self, name: str, provider: Callable[[], Any]) -> None:
+        """Add `provider()`'s JSON-ready result to every `/perf/stats` answer."""
+        self._sections[name] = provider
 
     def start(self) -> None:
         if self.publisher is not None:
@@ -98,6 +103,8 @@ class Monitor:
         ).as_dict()
         result["scope"] = scope
         result["regime"] = self.calendar.regime(datetime.fromtimestamp(now, UTC)).value
+        for name, provider in self._sections.items():
+            result[name] = provider()
         result["slo_ms"] = {
             "critical_wedding_day": self.settings.critical_slo_ms,
             "default": self.settings.slo_ms,
