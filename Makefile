@@ -5,8 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install tools demo test lint typecheck pytest bench bench-import bench-middleware \
-	bench-accuracy bench-fleet bench-cache bench-pool bench-nplusone bench-index clean
+BENCHMARKS := import middleware accuracy fleet cache pool nplusone index
+
+.PHONY: install tools demo test lint typecheck pytest bench $(BENCHMARKS:%=bench-%) clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,31 +51,11 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $(BENCH_STAMP)
 
-bench: bench-import bench-middleware bench-accuracy bench-fleet bench-cache bench-pool bench-nplusone bench-index
+bench: $(BENCHMARKS:%=bench-%)
 
-bench-import: $(STAMP)
-	$(BIN)/python benchmarks/bench_import.py
-
-bench-middleware: $(BENCH_STAMP)
-	$(BIN)/python benchmarks/bench_middleware.py
-
-bench-accuracy: $(BENCH_STAMP)
-	$(BIN)/python benchmarks/bench_accuracy.py
-
-bench-fleet: $(BENCH_STAMP)
-	$(BIN)/python benchmarks/bench_fleet.py
-
-bench-cache: $(BENCH_STAMP)
-	$(BIN)/python benchmarks/bench_cache.py
-
-bench-pool: $(BENCH_STAMP)
-	$(BIN)/python benchmarks/bench_pool.py
-
-bench-nplusone: $(BENCH_STAMP)
-	$(BIN)/python benchmarks/bench_nplusone.py
-
-bench-index: $(BENCH_STAMP)
-	$(BIN)/python benchmarks/bench_index.py
+# make bench-NAME runs benchmarks/bench_NAME.py (peers come with the bench extra).
+$(BENCHMARKS:%=bench-%): bench-%: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/bench_$*.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -22,11 +22,10 @@ is scoped to the caller's tenant: nothing cached can skip either, or cross tenan
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
-import orjson
 from fastapi import Request, Response
 from pydantic import BaseModel
 
@@ -35,15 +34,24 @@ from wedsync_perf.caching import Cache
 from wedsync_perf.caching.http import etag_of, matches
 from wedsync_perf.monitoring import mark_cache_hit
 
-__all__ = ["cached_json", "fill", "invalidate", "serve"]
+__all__ = ["fill", "invalidate", "serve"]
 
 
 async def fill(cache: Cache, tenant_id: int, read: CachedRead, load: Callable[[], Awaitable[BaseModel]],
-               on_hit: Callable[[], None] | None = None) -> Any:  # fmt: skip
-    """The JSON form of `read` for `tenant_id`, from the cache or `load()` (then cached)."""
+               on_hit: Callable[[], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """`read`'s response for `tenant_id`, from the cache or `load()` (then cached).
 
-    async def loader() -> Any:
-        return (await load()).model_dump(mode="json")
+    Cached as the finished body and its ETag: a hit serialises and hashes nothing."""
+
+    async def loader() -> dict[str, Any]:
+        model = await load()
+        body = model.model_dump_json()
+        day = getattr(model, "wedding_date", None)
+        return {
+            "body": body,
+            "etag": etag_of(body.encode()),
+            "wedding_date": day.isoformat() if isinstance(day, date) else None,
+        }
 
     return await cache.get_or_set(
         read.key,
@@ -62,31 +70,14 @@ async def serve(
     """A route's response from the cache (counted as a cache hit by monitoring), with a
     strong ETag: a client that sends it back in If-None-Match gets a 304 — after
     authentication and rate limiting, like any other answer."""
-    body = await fill(
+    cached = await fill(
         request.app.state.cache, tenant_id, read, load, lambda: mark_cache_hit(request.scope)
     )
-    payload = orjson.dumps(body)
-    etag = etag_of(payload)
+    etag = cached["etag"]
     headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "X-API-Key"}
     if matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    return Response(payload, media_type="application/json", headers=headers)
-
-
-async def cached_json(
-    request: Request,
-    *,
-    tenant_id: int,
-    key: str,
-    data_class: str,
-    tags: Iterable[str],
-    load: Callable[[], Awaitable[BaseModel]],
-    wedding_date: Callable[[Any], date | None] | None = None,
-) -> Response:
-    """`serve` for reads without a shared spec (search, availability)."""
-    return await serve(
-        request, tenant_id, CachedRead(key, data_class, tuple(tags), wedding_date), load
-    )
+    return Response(cached["body"].encode(), media_type="application/json", headers=headers)
 
 
 async def invalidate(request: Request, tenant_id: int, *tags: str) -> None:

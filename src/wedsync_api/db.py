@@ -9,7 +9,7 @@ from wedsync_perf.database import apply_migrations, load_migrations
 from wedsync_perf.embedded import embedded_postgres_url
 from wedsync_perf.settings import PerfSettings, load_settings
 
-__all__ = ["EMBEDDED_DATABASE", "connect", "create_pool", "database_url", "migrate"]
+__all__ = ["EMBEDDED_DATABASE", "create_pool", "database_url", "migrate"]
 
 EMBEDDED_DATABASE = "wedsync"
 
@@ -37,10 +37,6 @@ async def create_pool(dsn: str, settings: ApiSettings) -> asyncpg.Pool:
     )
     assert pool is not None  # create_pool only returns None when awaited twice
     return pool
-
-
-async def connect(dsn: str) -> asyncpg.Connection:
-    return await asyncpg.connect(dsn)
 
 
 async def migrate(dsn: str) -> list[int]:

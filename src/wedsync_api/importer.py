@@ -211,7 +211,7 @@ _KNOWN = frozenset(COLUMNS)
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     # Parsing allocates hundreds of thousands of small acyclic objects; the cyclic
-    # collector would scan them again and again (a third of the parse time, measured)
+    # collector would scan them again and again (ad hoc profiling showed much of the parse time there; not a benchmark figure)
     # without ever finding garbage. Reference counting still frees everything.
     was_enabled = gc.isenabled()
     gc.disable()

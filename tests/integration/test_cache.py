@@ -452,3 +452,24 @@ async def test_two_processes_stay_coherent_across_writes_and_a_dropped_connectio
         await _stop_caches()
         await client.aclose()
         await control.aclose()
+
+
+async def test_decorator_caches_per_tenant_and_invalidates_by_tag(backend: object) -> None:
+    cache = make_cache(backend)
+    calls: list[tuple[int, int]] = []
+
+    @cache.cached(
+        key=lambda tenant_id, wedding_id: f"timeline:{wedding_id}",
+        tenant=lambda tenant_id, wedding_id: tenant_id,
+        tags=lambda tenant_id, wedding_id: [f"wedding:{wedding_id}"],
+    )
+    async def timeline(tenant_id: int, wedding_id: int) -> dict[str, int]:
+        calls.append((tenant_id, wedding_id))
+        return {"wedding": wedding_id, "tenant": tenant_id}
+
+    assert await timeline(1, 5) == {"wedding": 5, "tenant": 1}
+    assert await timeline(1, 5) == {"wedding": 5, "tenant": 1}
+    assert await timeline(2, 5) == {"wedding": 5, "tenant": 2}  # another tenant: its own
+    await cache.invalidate("wedding:5", tenant=1)
+    await timeline(1, 5)
+    assert calls == [(1, 5), (2, 5), (1, 5)]

@@ -5,30 +5,8 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wedsync_perf.loadgen.stats import EndpointStats, LoadStats, RateWindow
+from wedsync_perf.loadgen.stats import EndpointStats, LoadStats
 from wedsync_perf.priorities import PriorityClass
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_rate_window_counts_complete_seconds_only() -> None:
-    clock = FakeClock()
-    window = RateWindow(seconds=2, clock=clock)
-    window.add(10)
-    assert window.rate() == 0  # current second is not complete
-    clock.now += 1
-    window.add(4)
-    assert window.rate() == 5  # (10 + 0) / 2
-    clock.now += 1
-    assert window.rate() == 7  # (10 + 4) / 2
-    clock.now += 5
-    assert window.rate() == 0
 
 
 @settings(max_examples=50, deadline=None)

@@ -10,10 +10,10 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
-from wedsync_api.caching import cached_json, serve
+from wedsync_api.caching import serve
 from wedsync_api.deps import Conn, CurrentTenant, ResourceId
 from wedsync_api.models import Category, Supplier, SupplierPage, SupplierSummary, Text
-from wedsync_api.reads import load_supplier, supplier_read
+from wedsync_api.reads import CachedRead, load_supplier, supplier_read
 from wedsync_perf.priorities import PriorityClass, declare
 
 router = APIRouter(prefix="/suppliers", tags=["suppliers"])
@@ -80,10 +80,8 @@ async def search_suppliers(
     async def load() -> SupplierPage:
         return await _search(conn, tenant.id, filters)
 
-    return await cached_json(
-        request, tenant_id=tenant.id, key=filters.cache_key(), data_class="supplier_search",
-        tags=["suppliers"], load=load,
-    )  # fmt: skip
+    read = CachedRead(filters.cache_key(), "supplier_search", ("suppliers",))
+    return await serve(request, tenant.id, read, load)
 
 
 async def _search(conn: Conn, tenant_id: int, f: SearchFilters) -> SupplierPage:

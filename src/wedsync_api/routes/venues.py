@@ -8,9 +8,10 @@ from typing import Annotated
 import asyncpg
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
-from wedsync_api.caching import cached_json, invalidate
+from wedsync_api.caching import invalidate, serve
 from wedsync_api.deps import Conn, CurrentTenant, ResourceId, not_found
 from wedsync_api.models import Booking, BookingRequest, DayAvailability, VenueAvailability
+from wedsync_api.reads import CachedRead
 from wedsync_perf.priorities import PriorityClass, declare
 
 router = APIRouter(prefix="/venues", tags=["venues"])
@@ -55,10 +56,10 @@ async def venue_availability(
         ]
         return VenueAvailability(venue_id=venue_id, days=days)
 
-    return await cached_json(
-        request, tenant_id=tenant.id, key=f"availability:{venue_id}:{from_}:{to}",
-        data_class="venue_availability", tags=[f"venue:{venue_id}"], load=load,
-    )  # fmt: skip
+    read = CachedRead(
+        f"availability:{venue_id}:{from_}:{to}", "venue_availability", (f"venue:{venue_id}",)
+    )
+    return await serve(request, tenant.id, read, load)
 
 
 @router.post(

@@ -138,7 +138,7 @@ class Cache:
                 awaitable.close()
             return _FAILED
         try:
-            # asyncio.timeout, not wait_for: no extra task per call (measured ~30 µs).
+            # asyncio.timeout, not wait_for: wait_for wraps every call in a new task.
             async with asyncio.timeout(self.timeout_s):
                 result = await awaitable
         except (OSError, TimeoutError, ConnectionError) as exc:
@@ -249,7 +249,9 @@ class Cache:
         ttl = self._ttl_for(data_class, ttl_s, wedding_date)
 
         async def read_then_load() -> T:
-            found, value = await self._read(entry, data_class, model, (loader, tag_keys, ttl))
+            found, value = await self._read(
+                entry, data_class, model, (loader, tag_keys, ttl), local_checked=True
+            )
             if found:
                 if on_hit is not None:
                     on_hit()
@@ -308,16 +310,18 @@ class Cache:
         model: type[BaseModel] | None,
         refresh: tuple[Callable[[], Awaitable[Any]], tuple[str, ...], Callable[[Any], float]]
         | None = None,
+        local_checked: bool = False,
     ) -> tuple[bool, Any]:
         counters = self.stats.of(data_class)
         policy = self.policy.of(data_class)
         local = self.local if policy.local else None
         if local is not None:
-            hit, value = local.get(entry)
-            if hit:
-                counters.hits_local += 1
-                return True, value
-            seen = local.sequence
+            seen = local.sequence  # before the backend read: see LocalTier.put
+            if not local_checked:
+                hit, value = local.get(entry)
+                if hit:
+                    counters.hits_local += 1
+                    return True, value
         blob = await self._call(self.backend.get(entry), data_class)
         if isinstance(blob, _Failed) or blob is None:
             counters.misses += 1

@@ -90,9 +90,7 @@ class CachePolicy:
     def frozen(self, wedding_date: date, now: datetime | None = None) -> bool:
         """In the last 72 hours before the wedding, or on the day itself."""
         now = now or datetime.fromtimestamp(self.clock(), UTC)
-        start = datetime(wedding_date.year, wedding_date.month, wedding_date.day, tzinfo=UTC)
-        hours = (start - now).total_seconds() / 3600
-        return -24 < hours <= FREEZE_HOURS
+        return _in_freeze(_hours_until(wedding_date, now))
 
     @property
     def longest_ttl_s(self) -> float:
@@ -101,10 +99,18 @@ class CachePolicy:
         return max(longest, FROZEN_TTL_S)
 
 
-def _wedding_ttl(base: float, wedding_date: date, now: datetime) -> float:
+def _hours_until(wedding_date: date, now: datetime) -> float:
     start = datetime(wedding_date.year, wedding_date.month, wedding_date.day, tzinfo=UTC)
-    hours = (start - now).total_seconds() / 3600
-    if -24 < hours <= FREEZE_HOURS:
+    return (start - now).total_seconds() / 3600
+
+
+def _in_freeze(hours: float) -> bool:
+    return -24 < hours <= FREEZE_HOURS
+
+
+def _wedding_ttl(base: float, wedding_date: date, now: datetime) -> float:
+    hours = _hours_until(wedding_date, now)
+    if _in_freeze(hours):
         return FROZEN_TTL_S  # frozen: only events invalidate
     if hours <= -24:
         return base * 12  # history: read-mostly

@@ -1,7 +1,7 @@
 """Query fingerprints: one identity per query *shape*, whatever its literals, IN-list
 lengths or table aliases — via libpg_query (pglast), PostgreSQL's own parser.
 
-`fingerprint(sql)` costs ~8 µs the first time a text is seen and a dict lookup after
+`fingerprint(sql)` parses a text the first time it is seen and is a dict lookup after
 (memoised, bounded): applications send a few hundred distinct statement texts. Only the
 text is ever looked at; parameters are never stored.
 """

@@ -1,7 +1,9 @@
 """Per-request query statistics and N+1 detection for asyncpg.
 
 A `RequestQueries` collects (fingerprint, duration) for every statement one request runs
-(attach it with `asyncpg.Connection.add_query_logger`); `QueryTracker.finish` folds it
+— through a `TimedConnection` wrapper (what the reference API does), or as an asyncpg
+query logger (`conn.add_query_logger(queries.observe)`; records then arrive a loop turn
+later); `QueryTracker.finish` folds it
 into per-route figures and flags an N+1: the same fingerprint at least `min_repeats`
 times in one request, together taking at least `min_total_ms` (Sentry's rule, 5 and
 50 ms by default). A batched query (`IN (…)`, `= ANY($1)`) is one statement, so batching
@@ -129,8 +131,9 @@ class QueryTracker:
 
 class TimedConnection:
     """An asyncpg connection (or pool proxy) that records every statement it runs into
-    a `RequestQueries` — two clock reads and a dict update per statement, where
-    asyncpg's query-logger hook costs about 10 µs (`make bench-nplusone`)."""
+    a `RequestQueries` — two clock reads and a dict update per statement, on the
+    caller's task (asyncpg's query-logger hook delivers records later, via call_soon).
+    `make bench-nplusone` measures its cost."""
 
     __slots__ = ("_conn", "_queries")
 

@@ -6,7 +6,7 @@ coordinated-omission trap of closed-loop load tools.
 """
 
 from wedsync_perf.loadgen.driver import RequestSpec, Workload, drive
-from wedsync_perf.loadgen.report import render_summary, render_table
+from wedsync_perf.loadgen.report import render_summary
 from wedsync_perf.loadgen.stats import EndpointStats, LoadStats
 
 __all__ = [
@@ -16,5 +16,4 @@ __all__ = [
     "Workload",
     "drive",
     "render_summary",
-    "render_table",
 ]

@@ -1,4 +1,5 @@
-"""Rich tables for a load run: the live per-endpoint view and the closing summary."""
+"""The closing client-side summary of a load run (the live view is the server's own:
+`wedsync_perf.monitoring.terminal`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from rich.table import Table
 from wedsync_perf.loadgen.stats import EndpointStats, LoadStats
 from wedsync_perf.priorities import PriorityClass
 
-__all__ = ["render_summary", "render_table"]
+__all__ = ["render_summary"]
 
 _CLASS_STYLE = {
     PriorityClass.CRITICAL: "bold magenta",
@@ -29,30 +30,6 @@ def _row(stats: EndpointStats, rps: float) -> list[str]:
         _ms(stats.quantile_ms(0.99)),
         f"[red]{stats.errors:,}[/]" if stats.errors else "0",
     ]
-
-
-def render_table(
-    stats: LoadStats, title: str = "WedSync load (client-side)", *, whole_run: bool = False
-) -> Table:
-    """Per endpoint: requests/s (over the last 5 s, or the whole run), totals,
-    p50/p95/p99 (ms), errors."""
-    table = Table(title=title, title_justify="left")
-    table.add_column("endpoint", no_wrap=True, min_width=28)
-    table.add_column("class")
-    for name in ("req/s", "total", "p50 ms", "p95 ms", "p99 ms", "errors"):
-        table.add_column(name, justify="right")
-    elapsed = stats.elapsed_s()
-    ordered = sorted(stats.endpoints.values(), key=lambda s: (s.priority.rank, s.name))
-    for endpoint in ordered:
-        style = _CLASS_STYLE[endpoint.priority]
-        table.add_row(
-            endpoint.name,
-            f"[{style}]{endpoint.priority.value}[/]",
-            *_row(endpoint, endpoint.count / elapsed if whole_run else endpoint.window.rate()),
-        )
-    if stats.dropped:
-        table.caption = f"{stats.dropped:,} arrivals dropped by the driver's in-flight cap"
-    return table
 
 
 def render_summary(stats: LoadStats, title: str = "Summary by priority class") -> Table:

@@ -1,49 +1,18 @@
-"""Client-side measurements of a load run: per-endpoint DDSketch (1 % relative error)
-plus a rolling request rate."""
+"""Client-side measurements of a load run: per-endpoint DDSketch (1 % relative error)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ddsketch import DDSketch
 
 from wedsync_perf.priorities import PriorityClass
 
-__all__ = ["EndpointStats", "LoadStats", "RateWindow"]
+__all__ = ["EndpointStats", "LoadStats"]
 
 RELATIVE_ACCURACY = 0.01
-
-
-class RateWindow:
-    """Events per second over the last `seconds` whole seconds (a ring of 1 s buckets)."""
-
-    def __init__(self, seconds: int = 5, clock: Callable[[], float] = time.monotonic) -> None:
-        if seconds < 1:
-            raise ValueError("seconds must be >= 1")
-        self._seconds = seconds
-        self._clock = clock
-        self._buckets = [0] * (seconds + 1)
-        self._stamps = [-1] * (seconds + 1)
-
-    def add(self, n: int = 1) -> None:
-        now = int(self._clock())
-        i = now % len(self._buckets)
-        if self._stamps[i] != now:
-            self._stamps[i] = now
-            self._buckets[i] = 0
-        self._buckets[i] += n
-
-    def rate(self) -> float:
-        """Mean rate over the last complete seconds (the current one is excluded)."""
-        now = int(self._clock())
-        total = sum(
-            count
-            for count, stamp in zip(self._buckets, self._stamps, strict=True)
-            if now - self._seconds <= stamp < now
-        )
-        return total / self._seconds
 
 
 @dataclass
@@ -54,7 +23,6 @@ class EndpointStats:
     count: int = 0
     errors: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
-    window: RateWindow = field(default_factory=RateWindow)
 
     def record(self, latency_s: float, status: int, ok: bool) -> None:
         self.sketch.add(latency_s)
@@ -62,7 +30,6 @@ class EndpointStats:
         self.statuses[status] = self.statuses.get(status, 0) + 1
         if not ok:
             self.errors += 1
-        self.window.add()
 
     def quantile_ms(self, q: float) -> float | None:
         if self.count == 0:

@@ -6,9 +6,9 @@ within α of every value in the bin. Quantiles are therefore within α (1 %) rel
 error, and two sketches merge by adding bin counts — the merged sketch is exactly the
 sketch of all the values, so a fleet p99 is as accurate as one process's.
 
-Why not the `ddsketch` package: it keeps counts in a Python list of floats (≈ 32 bytes a
-bin); this keeps them in a dense `array('I')` (4 bytes a bin) capped at `MAX_BINS`, so a
-sketch's bins never exceed 4 KiB, and it serialises to a compact byte string for the
+Why not the `ddsketch` package: it keeps counts in a Python list of float objects (a pointer
+and a boxed float per bin); this keeps them in a dense `array('I')` (4 bytes a bin)
+capped at `MAX_BINS`, so a sketch's bins never exceed 4 KiB, and it serialises to a compact byte string for the
 fleet view. The benchmark `make bench-accuracy` checks both against exact quantiles.
 """
 
