@@ -4,6 +4,7 @@ database for the session, and the reference API wired to it in-process."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +22,9 @@ from wedsync_api.settings import ApiSettings
 from wedsync_perf.testing import postgres_server_url, redis_server_url, temporary_database
 
 # Every app a test starts (in-process or as a server) names and seals cache entries alike.
-os.environ.setdefault("WEDSYNC_PERF_CACHE_SECRET", "test-cache-secret-0123456789")
+# A fresh secret per session: a shared Redis outlives test runs, and entries a previous
+# run cached (for another database) must never be found by this one.
+os.environ.setdefault("WEDSYNC_PERF_CACHE_SECRET", f"test-cache-{uuid.uuid4().hex}")
 os.environ.setdefault("WEDSYNC_PERF_CACHE_KEYS", "q8jVqBM3Hq5oy5mF2o0bVw3Hj0x8qVQb1xv7yDd4oXw=")
 
 TEST_SEED = 11

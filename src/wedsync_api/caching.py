@@ -36,6 +36,10 @@ from wedsync_perf.monitoring import mark_cache_hit
 
 __all__ = ["fill", "invalidate", "serve"]
 
+# The stored form of a response; bumped whenever it changes, so entries written by an
+# older release (still in a shared Redis during a rolling deploy) are never read as new.
+_FORMAT = "resp2:"
+
 
 async def fill(cache: Cache, tenant_id: int, read: CachedRead, load: Callable[[], Awaitable[BaseModel]],
                on_hit: Callable[[], None] | None = None) -> dict[str, Any]:  # fmt: skip
@@ -54,7 +58,7 @@ async def fill(cache: Cache, tenant_id: int, read: CachedRead, load: Callable[[]
         }
 
     return await cache.get_or_set(
-        read.key,
+        _FORMAT + read.key,
         loader,
         tenant=tenant_id,
         data_class=read.data_class,
