@@ -23,6 +23,7 @@ from wedsync_perf.caching.metrics import CacheCollector
 from wedsync_perf.database import LanedPool, PoolTimeout
 from wedsync_perf.database.metrics import PoolCollector
 from wedsync_perf.database.queries import QueryTracker
+from wedsync_perf.database.replicas import ReplicaRouter, WritePositions
 from wedsync_perf.monitoring import MonitoringMiddleware
 from wedsync_perf.monitoring.monitor import Monitor
 from wedsync_perf.settings import PerfSettings, load_settings
@@ -59,17 +60,23 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = LanedPool(
-            await create_pool(dsn or database_url(settings, perf), settings),
-            size=settings.pool_max_size,
-            reserved_critical=settings.pool_reserved_critical,
-            max_bulk=settings.pool_max_bulk,
-            acquire_timeout_s=settings.pool_acquire_timeout_ms / 1000,
-            validate_idle_s=settings.pool_validate_idle_ms / 1000,
-        )
+        pool = await _laned(dsn or database_url(settings, perf), settings)
         pool_collector = PoolCollector(pool)
         monitor.registry.register(pool_collector)
         app.state.pool = pool
+        router = ReplicaRouter(
+            pool,
+            {
+                f"replica-{i}": await _laned(url, settings)
+                for i, url in enumerate(settings.replicas, 1)
+            },
+            WritePositions(redis, prefix=perf.redis_prefix) if settings.replicas else None,
+            max_lag_s=settings.replica_max_lag_ms / 1000,
+        )
+        await router.start()
+        app.state.router = router
+        if settings.replicas:
+            monitor.add_section("replicas", router.report)
         app.state.redis = redis
         app.state.authenticator = Authenticator(pool, settings.auth_cache_seconds)
         app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url, redis)
@@ -95,6 +102,7 @@ def create_app(
                     await warmer
             await cache.stop()
             await monitor.stop()
+            await router.close()
             if redis is not None:
                 await redis.aclose()
             await pool.close()
@@ -137,6 +145,17 @@ def create_app(
         skip_paths={"/health/live", "/health/ready", *endpoints},
     )
     return app
+
+
+async def _laned(dsn: str, settings: ApiSettings) -> LanedPool:
+    return LanedPool(
+        await create_pool(dsn, settings),
+        size=settings.pool_max_size,
+        reserved_critical=settings.pool_reserved_critical,
+        max_bulk=settings.pool_max_bulk,
+        acquire_timeout_s=settings.pool_acquire_timeout_ms / 1000,
+        validate_idle_s=settings.pool_validate_idle_ms / 1000,
+    )
 
 
 async def _warm_ahead(pool: LanedPool, cache: Cache, hours: int) -> None:

@@ -26,11 +26,17 @@ def route_priority(request: Request) -> PriorityClass:
     return found
 
 
-async def _connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
+async def _connection(
+    request: Request, tenant: Annotated[Tenant, Depends(require_tenant)]
+) -> AsyncIterator[asyncpg.Connection]:
     """A connection from the route's lane (bulk work can never starve critical routes),
-    with every statement's fingerprint and time recorded for the route (N+1 detection)."""
+    with every statement's fingerprint and time recorded for the route (N+1 detection).
+    Only after authentication. GET/HEAD may be served by a replica that has replayed the
+    tenant's last write; anything else runs on the primary and records that write."""
     queries = RequestQueries()
-    async with request.app.state.pool.acquire(route_priority(request)) as conn:
+    router = request.app.state.router
+    acquire = router.read if request.method in ("GET", "HEAD") else router.write
+    async with acquire(tenant.id, route_priority(request)) as conn:
         yield TimedConnection(conn, queries)  # type: ignore[misc]
     route = request.scope.get("route")
     template = getattr(route, "path_format", None) or getattr(route, "path", "?")
@@ -38,7 +44,9 @@ async def _connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
 
 
 CurrentTenant = Annotated[Tenant, Depends(require_tenant)]
-Conn = Annotated[asyncpg.Connection, Depends(_connection)]
+# scope="function": the connection goes back (and a write position is recorded) before
+# the response is sent, so a client can never read ahead of its own write.
+Conn = Annotated[asyncpg.Connection, Depends(_connection, scope="function")]
 ResourceId = Annotated[int, Path(ge=1, le=MAX_ID, description="Numeric identifier")]
 
 

@@ -43,6 +43,14 @@ class ApiSettings(BaseSettings):
     pool_acquire_timeout_ms: float = Field(
         2000, gt=0, le=60_000, description="Wait for a connection before answering 503."
     )
+    replica_urls: str = Field(
+        "",
+        description="Comma-separated PostgreSQL URLs of streaming replicas for reads "
+        "(needs REDIS_URL: write positions are shared through Redis).",
+    )
+    replica_max_lag_ms: float = Field(
+        5_000, gt=0, description="Replicas further behind the primary than this get no reads."
+    )
     statement_timeout_ms: int = Field(5_000, ge=100, description="Per-statement cap (ms).")
     rate_limit: str = Field(
         "1200/minute",
@@ -78,6 +86,20 @@ class ApiSettings(BaseSettings):
             raise ValueError(f"must start with one of {', '.join(_REDIS_SCHEMES)}")
         return value or None
 
+    @field_validator("replica_urls")
+    @classmethod
+    def _replica_schemes(cls, value: str, info: ValidationInfo) -> str:
+        for url in _split(value):
+            if not url.startswith(_DB_SCHEMES):
+                raise ValueError(f"each URL must start with one of {', '.join(_DB_SCHEMES)}")
+        if _split(value) and not info.data.get("redis_url"):
+            raise ValueError("replicas need REDIS_URL (write positions are shared through Redis)")
+        return value
+
+    @property
+    def replicas(self) -> list[str]:
+        return _split(self.replica_urls)
+
     @field_validator("pool_reserved_critical")
     @classmethod
     def _reserve_fits(cls, value: int, info: ValidationInfo) -> int:
@@ -111,8 +133,12 @@ class ApiSettings(BaseSettings):
         return value
 
 
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
 def _parse_dates(value: str) -> list[date]:
-    return [date.fromisoformat(part.strip()) for part in value.split(",") if part.strip()]
+    return [date.fromisoformat(part) for part in _split(value)]
 
 
 def load_api_settings(**overrides: object) -> ApiSettings:
