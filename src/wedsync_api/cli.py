@@ -333,6 +333,15 @@ def cache_warm_command(
     asyncio.run(run())
 
 
+MeasureOption = Annotated[
+    bool,
+    typer.Option(
+        "--measure",
+        help="Time the workload with the suggestions built in a rolled-back transaction"
+        " (holds write locks meanwhile: use a copy, not a busy primary).",
+    ),
+]
+
 db_app = typer.Typer(help="Database performance.", no_args_is_help=True)
 
 
@@ -347,55 +356,127 @@ def db_report_command(
         bool,
         typer.Option("--explain", help="Plan each statement (PostgreSQL 16+) and report findings."),
     ] = False,
+    advise_indexes: Annotated[
+        bool, typer.Option("--advise/--no-advise", help="Index suggestions for the workload.")
+    ] = True,
+    measure: MeasureOption = False,
+    api: Annotated[
+        str | None,
+        typer.Option(
+            help="A running API's base URL: add its per-route query counts and N+1 findings"
+            " (/perf/stats, with WEDSYNC_PERF_METRICS_TOKEN)."
+        ),
+    ] = None,
 ) -> None:
-    """Top statement shapes by total time (pg_stat_statements, grouped by fingerprint)."""
+    """Top statement shapes by total time (pg_stat_statements, grouped by fingerprint),
+    plan findings, index suggestions, indexes that cost writes for nothing, and the N+1
+    findings of a running API."""
+    from dataclasses import asdict
+
     import orjson
-    from rich.table import Table
 
     from wedsync_perf.database import statements
+    from wedsync_perf.database.advisor import existing_findings
 
     dsn = _resolve(load_api_settings())
 
     async def run() -> dict[str, Any]:
         conn = await asyncpg.connect(dsn)
+        report: dict[str, Any] = {"seconds": seconds}
         try:
-            if not await statements.available(conn):
-                return {"pg_stat_statements": False}
-            before = await statements.snapshot(conn) if seconds else None
-            if seconds:
-                await asyncio.sleep(seconds)  # the measurement window the user asked for
-            after = await statements.snapshot(conn)
-            rows = statements.top(after, before, limit)
-            listed = [statements.as_dict(r) for r in rows]
-            if explain_plans:
-                await _explain_into(conn, listed)
+            report["pg_stat_statements"] = await statements.available(conn)
+            if report["pg_stat_statements"]:
+                before = await statements.snapshot(conn) if seconds else None
+                if seconds:
+                    await asyncio.sleep(seconds)  # the measurement window the user asked for
+                after = await statements.snapshot(conn)
+                listed = [statements.as_dict(r) for r in statements.top(after, before, limit)]
+                if explain_plans:
+                    await _explain_into(conn, listed)
+                report["statements"] = listed
+            report["existing_indexes"] = [asdict(f) for f in await existing_findings(conn)]
+            if advise_indexes:
+                report["index_advice"] = await _advice(conn, budget_mb=512, measure=measure)
         finally:
             await conn.close()
-        return {"pg_stat_statements": True, "seconds": seconds, "statements": listed}
+        if api:
+            report["api_queries"] = await _api_queries(api)
+        return report
 
     report = asyncio.run(run())
     if as_json:
         typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
         return
+    _print_report(report)
+
+
+async def _api_queries(base_url: str) -> dict[str, Any]:
+    import httpx
+
+    from wedsync_perf.settings import PerfSettings, load_settings
+
+    token = load_settings(PerfSettings).metrics_token
+    if not token:
+        raise typer.BadParameter(
+            "set WEDSYNC_PERF_METRICS_TOKEN to read /perf/stats", param_hint="--api"
+        )
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        try:
+            answer = await client.get(
+                "/perf/stats", headers={"Authorization": f"Bearer {token.get_secret_value()}"}
+            )
+        except httpx.HTTPError as exc:
+            raise typer.BadParameter(
+                f"{base_url} did not answer: {exc}", param_hint="--api"
+            ) from exc
+    if answer.status_code != 200:
+        raise typer.BadParameter(
+            f"/perf/stats answered {answer.status_code} (wrong token?)", param_hint="--api"
+        )
+    queries: dict[str, Any] = answer.json().get("queries", {})
+    return queries
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
     if not report["pg_stat_statements"]:
         console.print(
             "pg_stat_statements is not loaded on this server: add it to"
             " shared_preload_libraries and restart (the embedded server has it)."
         )
-        return
-    table = Table(title="Top statements by total time", title_justify="left")
-    for name in ("total ms", "calls", "mean ms", "rows", "cache hit", "shape"):
-        table.add_column(name, justify="left" if name == "shape" else "right")
-    for row in report["statements"]:
-        table.add_row(f"{row['total_ms']:,.1f}", f"{row['calls']:,}", f"{row['mean_ms']:.3f}",
-                      f"{row['rows']:,}", f"{row['cache_hit_ratio']:.1%}", row["shape"][:120])  # fmt: skip
-    console.print(table)
-    for row in report["statements"]:
-        for finding in row.get("findings", []):
+    else:
+        table = Table(title="Top statements by total time", title_justify="left")
+        for name in ("total ms", "calls", "mean ms", "rows", "cache hit", "shape"):
+            table.add_column(name, justify="left" if name == "shape" else "right")
+        for row in report["statements"]:
+            table.add_row(f"{row['total_ms']:,.1f}", f"{row['calls']:,}", f"{row['mean_ms']:.3f}",
+                          f"{row['rows']:,}", f"{row['cache_hit_ratio']:.1%}", row["shape"][:120])  # fmt: skip
+        console.print(table)
+        for row in report["statements"]:
+            for finding in row.get("findings", []):
+                console.print(
+                    f"[bold]{finding['kind']}[/] {finding['detail']} → {finding['suggestion']}",
+                    highlight=False,
+                )
+    for finding in report["existing_indexes"]:
+        console.print(
+            f"[bold]{finding['kind']} index[/] {finding['index']} on {finding['table']}:"
+            f" {finding['detail']} → {finding['suggestion']}",
+            highlight=False,
+        )
+    if "index_advice" in report:
+        _print_advice(report["index_advice"])
+    api = report.get("api_queries")
+    if api is not None:
+        for finding in api.get("n_plus_one", []):
             console.print(
-                f"[bold]{finding['kind']}[/] {finding['detail']} → {finding['suggestion']}",
+                f"[bold]N+1[/] {finding['route']}: {finding['repeats']}x {finding['shape'][:100]}"
+                f" ({finding['total_ms']:.1f} ms, seen {finding['occurrences']}x)",
                 highlight=False,
             )
+        if not api.get("n_plus_one"):
+            console.print("no N+1 pattern seen by the API")
 
 
 async def _explain_into(conn: asyncpg.Connection, listed: list[dict[str, Any]]) -> None:
@@ -422,63 +503,91 @@ def db_advise_command(
     budget_mb: Annotated[
         int, typer.Option(min=1, max=1_000_000, help="Storage budget for new indexes.")
     ] = 512,
+    measure: MeasureOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Index suggestions for the workload (pg_stat_statements on PostgreSQL 16+, else the
     reference API's own read workload), costed by the planner; nothing is created."""
     import orjson
-    from rich.table import Table
-
-    from wedsync_api.workload_sql import reference_workload
-    from wedsync_perf.database import statements
-    from wedsync_perf.database.advisor import WorkloadQuery, advise
 
     dsn = _resolve(load_api_settings())
 
     async def run() -> dict[str, Any]:
         conn = await asyncpg.connect(dsn)
         try:
-            source = "reference workload"
-            workload: list[WorkloadQuery] = []
-            modern = int(await conn.fetchval("SHOW server_version_num")) >= 160000
-            if modern and await statements.available(conn):
-                top = statements.top(await statements.snapshot(conn), limit=25)
-                workload = [WorkloadQuery(s.shape, weight=s.calls, generic=True)
-                            for s in top if s.shape.upper().startswith("SELECT")]  # fmt: skip
-                source = "pg_stat_statements"
-            if not workload:
-                workload, source = await reference_workload(conn), "reference workload"
-            advice = await advise(conn, workload, budget_bytes=budget_mb * 1024 * 1024)
+            return await _advice(conn, budget_mb=budget_mb, measure=measure)
         finally:
             await conn.close()
-        return {
-            "workload": source,
-            "queries": len(workload),
-            "method": advice.method,
-            "relative_cost": round(advice.relative_cost, 4),
-            "whatif_calls": advice.whatif_calls,
-            "suggestions": [
-                {
-                    "statement": s.candidate.statement,
-                    "gain": round(s.gain, 4),
-                    "size_bytes": s.size_bytes,
-                }
-                for s in advice.suggestions
-            ],
-        }
 
     report = asyncio.run(run())
     if as_json:
         typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
         return
+    _print_advice(report)
+
+
+async def _advice(conn: asyncpg.Connection, *, budget_mb: int, measure: bool) -> dict[str, Any]:
+    from wedsync_api.workload_sql import reference_workload
+    from wedsync_perf.database import statements
+    from wedsync_perf.database.advisor import WorkloadQuery, advise, measure_workload
+
+    source = "reference workload"
+    workload: list[WorkloadQuery] = []
+    modern = int(await conn.fetchval("SHOW server_version_num")) >= 160000
+    if modern and await statements.available(conn):
+        top = statements.top(await statements.snapshot(conn), limit=25)
+        workload = [WorkloadQuery(s.shape, weight=s.calls, generic=True)
+                    for s in top if s.shape.upper().startswith("SELECT")]  # fmt: skip
+        source = "pg_stat_statements"
+    if not workload or measure:  # measuring needs real parameter values
+        workload, source = await reference_workload(conn), "reference workload"
+    advice = await advise(conn, workload, budget_bytes=budget_mb * 1024 * 1024)
+    report: dict[str, Any] = {
+        "workload": source,
+        "queries": len(workload) - advice.skipped,
+        "skipped_unplannable": advice.skipped,
+        "method": advice.method,
+        "relative_cost": round(advice.relative_cost, 4),
+        "whatif_calls": advice.whatif_calls,
+        "suggestions": [
+            {
+                "statement": s.candidate.statement,
+                "requires_extension": s.candidate.requires,
+                "gain": round(s.gain, 4),
+                "size_bytes": s.size_bytes,
+                "table_writes": s.table_writes,
+            }
+            for s in advice.suggestions
+        ],
+    }
+    if measure and advice.suggestions:
+        chosen = [s.candidate for s in advice.suggestions]
+        report["measured_workload_ms"] = {
+            "now": round(await measure_workload(conn, workload), 3),
+            "with_suggestions": round(await measure_workload(conn, workload, chosen), 3),
+        }
+    return report
+
+
+def _print_advice(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
     console.print(
         f"{report['queries']} queries from the {report['workload']}, costed with"
         f" {report['method']} ({report['whatif_calls']} what-if plans): workload cost"
         f" {report['relative_cost']:.0%} of today's with the suggestions below"
     )
-    table = Table("gain", "size", "statement")
+    measured = report.get("measured_workload_ms")
+    if measured:
+        console.print(
+            f"measured: {measured['now']:,.2f} ms now, {measured['with_suggestions']:,.2f} ms"
+            " with them (built in a rolled-back transaction)"
+        )
+    table = Table("gain", "size", "table writes", "statement")
     for s in report["suggestions"]:
-        table.add_row(f"{s['gain']:.1%}", f"{s['size_bytes'] / 1024:,.0f} kB", s["statement"])
+        needs = f"CREATE EXTENSION {s['requires_extension']}; " if s["requires_extension"] else ""
+        table.add_row(f"{s['gain']:.1%}", f"{s['size_bytes'] / 1024:,.0f} kB",
+                      f"{s['table_writes']:,}", needs + s["statement"])  # fmt: skip
     console.print(table if report["suggestions"] else "no index would pay for itself")
 
 

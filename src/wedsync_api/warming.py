@@ -51,18 +51,20 @@ class _Job:
     ident: int
 
 
+# Every tenant's weddings of one day: the warmer's one cross-tenant query.
+WARMING_SQL = (
+    "SELECT w.tenant_id, w.id, array_agg(ws.supplier_id) FILTER"
+    " (WHERE ws.supplier_id IS NOT NULL) AS suppliers FROM weddings w"
+    " LEFT JOIN wedding_suppliers ws ON ws.wedding_id = w.id"
+    " WHERE w.wedding_date = $1 AND w.status <> 'cancelled' GROUP BY w.tenant_id, w.id"
+    " ORDER BY w.tenant_id, w.id"
+)
+
+
 async def plan_day(pool: LanedPool, day: date) -> tuple[int, list[_Job]]:
     """The entries to warm for `day`: per wedding (not cancelled) its timeline, vendors
     and details; each booked supplier's profile once."""
-    rows = await pool.fetch(
-        "SELECT w.tenant_id, w.id, array_agg(ws.supplier_id) FILTER"
-        " (WHERE ws.supplier_id IS NOT NULL) AS suppliers FROM weddings w"
-        " LEFT JOIN wedding_suppliers ws ON ws.wedding_id = w.id"
-        " WHERE w.wedding_date = $1 AND w.status <> 'cancelled' GROUP BY w.tenant_id, w.id"
-        " ORDER BY w.tenant_id, w.id",
-        day,
-        priority=PriorityClass.BULK,
-    )
+    rows = await pool.fetch(WARMING_SQL, day, priority=PriorityClass.BULK)
     jobs: list[_Job] = []
     suppliers: set[tuple[int, int]] = set()
     for row in rows:

@@ -8,6 +8,7 @@ from datetime import date
 
 import asyncpg
 
+from wedsync_api.warming import WARMING_SQL
 from wedsync_perf.database.advisor import WorkloadQuery
 
 __all__ = ["reference_workload"]
@@ -15,17 +16,18 @@ __all__ = ["reference_workload"]
 
 async def reference_workload(conn: asyncpg.Connection) -> list[WorkloadQuery]:
     row = await conn.fetchrow(
-        "SELECT w.tenant_id, w.id AS wedding, w.venue_id, ws.supplier_id"
+        "SELECT w.tenant_id, w.id AS wedding, w.venue_id, ws.supplier_id, w.wedding_date"
         " FROM weddings w JOIN wedding_suppliers ws ON ws.wedding_id = w.id"
         " WHERE w.venue_id IS NOT NULL ORDER BY w.id LIMIT 1"
     )
     if row is None:
         raise RuntimeError("the database holds no weddings with vendors and a venue; seed it")
-    tenant, wedding, venue, supplier = (
+    tenant, wedding, venue, supplier, day = (
         row["tenant_id"],
         row["wedding"],
         row["venue_id"],
         row["supplier_id"],
+        row["wedding_date"],
     )
     return [
         WorkloadQuery("SELECT wedding_date FROM weddings WHERE tenant_id = $1 AND id = $2",
@@ -50,4 +52,7 @@ async def reference_workload(conn: asyncpg.Connection) -> list[WorkloadQuery]:
                       (tenant, venue, date(2026, 6, 1), date(2026, 8, 31)), 5),
         WorkloadQuery("SELECT id, sender, body FROM messages WHERE tenant_id = $1 AND wedding_id = $2"
                       " ORDER BY created_at DESC LIMIT 50", (tenant, wedding), 3),
+        WorkloadQuery("SELECT s.id, s.name FROM suppliers s WHERE s.tenant_id = $1 AND s.name ILIKE $2"
+                      " ORDER BY s.rating DESC NULLS LAST, s.id LIMIT 21", (tenant, "%oak%"), 3),
+        WorkloadQuery(WARMING_SQL, (day,), 1),  # the cache warmer, once per wedding day
     ]  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -18,8 +19,10 @@ from wedsync_perf.testing import free_port, temporary_database
 pytestmark = pytest.mark.integration
 
 
-def _run(args: list[str], dsn: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": dsn, "COLUMNS": "160"}
+def _run(
+    args: list[str], dsn: str, timeout: float = 180, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": dsn, "COLUMNS": "160", **(env or {})}
     env.pop("REDIS_URL", None)
     return subprocess.run(
         [sys.executable, "-m", "wedsync_perf", *args],
@@ -117,6 +120,20 @@ async def test_top_shows_the_servers_routes_and_refuses_a_bad_token(seeded_dsn: 
         refused = _run(["top", "--once", "--url", base, "--token", "nope"], seeded_dsn)
         assert refused.returncode == 2
         assert "refused the token" in refused.stderr
+
+        report_env = {"WEDSYNC_PERF_METRICS_TOKEN": token}
+        db = _run(
+            ["db", "report", "--json", "--no-advise", "--api", base], seeded_dsn, env=report_env
+        )
+        assert db.returncode == 0, db.stderr
+        api_queries = json.loads(db.stdout)["api_queries"]
+        assert "/weddings/{wedding_id}/timeline" in api_queries["routes"]
+        assert api_queries["n_plus_one"] == []  # the reference API batches its reads
+        wrong = _run(["db", "report", "--no-advise", "--api", base], seeded_dsn,
+                     env={"WEDSYNC_PERF_METRICS_TOKEN": "nope"})  # fmt: skip
+        assert wrong.returncode == 2
+        assert "--api" in wrong.stderr
+        assert "401" in wrong.stderr
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -130,6 +147,8 @@ async def test_db_report_says_what_it_can_on_any_server(seeded_dsn: str) -> None
     report = json.loads(result.stdout)
     if report["pg_stat_statements"]:  # embedded server: preloaded
         assert len(report["statements"]) <= 5
+    assert isinstance(report["existing_indexes"], list)
+    assert report["index_advice"]["queries"] >= 1
     plain = _run(["db", "report"], seeded_dsn)
     assert plain.returncode == 0
     assert "Top statements" in plain.stdout or "shared_preload_libraries" in plain.stdout
@@ -144,10 +163,12 @@ async def test_db_advise_suggests_without_creating(seeded_dsn: str) -> None:
     try:
         count = "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'"
         before = await conn.fetchval(count)
-        result = _run(["db", "advise", "--json"], seeded_dsn, timeout=300)
+        result = _run(["db", "advise", "--json", "--measure"], seeded_dsn, timeout=300)
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)
         assert report["queries"] >= 1
+        if report["suggestions"]:
+            assert set(report["measured_workload_ms"]) == {"now", "with_suggestions"}
         assert 0 < report["relative_cost"] <= 1
         for suggestion in report["suggestions"]:
             assert suggestion["statement"].startswith("CREATE INDEX CONCURRENTLY ON ")

@@ -40,6 +40,7 @@ class SearchFilters:
     min_rating: float | None
     page: int
     page_size: int
+    name: str | None = None
 
     def cache_key(self) -> str:
         return "search:" + orjson.dumps([str(v) for v in astuple(self)]).decode()
@@ -62,6 +63,10 @@ async def search_suppliers(
     min_rating: Annotated[float | None, Query(ge=0, le=5)] = None,
     page: Annotated[int, Query(ge=1, le=1000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    name: Annotated[
+        Text | None,
+        Query(min_length=3, max_length=100, description="Part of the supplier's name"),
+    ] = None,
 ) -> Response:
     geo = (lat, lon, radius_km)
     if any(v is not None for v in geo) and not all(v is not None for v in geo):
@@ -74,8 +79,9 @@ async def search_suppliers(
     if radius_km is not None and radius_km <= 0:
         raise HTTPException(422, "radius_km must be at least 0.000001")
     filters = SearchFilters(
-        category, region, lat, lon, radius_km, date_free, price_max, min_rating, page, page_size
-    )
+        category, region, lat, lon, radius_km, date_free, price_max, min_rating, page, page_size,
+        name,
+    )  # fmt: skip
 
     async def load() -> SupplierPage:
         return await _search(conn, tenant.id, filters)
@@ -100,6 +106,9 @@ async def _search(conn: Conn, tenant_id: int, f: SearchFilters) -> SupplierPage:
         where.append(f"s.price_band <= {param(f.price_max)}")
     if f.min_rating is not None:
         where.append(f"s.rating >= {param(f.min_rating)}")
+    if f.name is not None:  # the user's text is a literal: LIKE's wildcards escaped
+        escaped = f.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append(f"s.name ILIKE {param('%' + escaped + '%')}")
     if f.date_free is not None:
         where.append(
             "NOT EXISTS (SELECT 1 FROM wedding_suppliers ws JOIN weddings w ON w.id = ws.wedding_id"
