@@ -126,3 +126,12 @@ async def test_existing_findings_name_duplicate_covered_and_unused(db: asyncpg.C
 
 def test_unparsable_statements_give_no_candidates() -> None:
     assert candidates("SELECT id FROM suppliers WHERE name = ") == set()
+
+
+async def test_system_catalogs_in_the_workload_are_never_indexed(db: asyncpg.Connection) -> None:
+    workload = [
+        WorkloadQuery("SELECT 1 FROM pg_database WHERE datname = $1", ("postgres",), weight=50),
+        WorkloadQuery("SELECT id FROM suppliers WHERE email = $1", ("x",)),
+    ]
+    advice = await advise(db, workload)
+    assert {s.candidate.table for s in advice.suggestions} == {"suppliers"}

@@ -345,8 +345,13 @@ async def advise(
         {c for q in workload for c in candidates(q.sql)} - set(),
         key=lambda c: (c.table, c.columns),
     )
+    own_tables = {r["relname"] for r in await conn.fetch("SELECT relname FROM pg_stat_user_tables")}
     pool = [
-        c for c in pool if not _covered(c, existing) and (whatif.trigram or c.method != "gin_trgm")
+        c
+        for c in pool
+        if c.table in own_tables  # never the system catalogs a monitoring query reads
+        and not _covered(c, existing)
+        and (whatif.trigram or c.method != "gin_trgm")
     ]
     base = await whatif.cost([])
     advice = Advice(base, base, method="hypopg" if whatif.hypopg else "rolled-back indexes")
@@ -355,11 +360,16 @@ async def advise(
     current, used = base, 0
     while pool and len(chosen) < max_indexes:
         best: tuple[float, Candidate] | None = None
-        for candidate in pool:
-            cost = await whatif.cost([*chosen, candidate])
+        for candidate in list(pool):
+            try:
+                cost = await whatif.cost([*chosen, candidate])
+            except asyncpg.PostgresError:  # cannot be built here (rights, a view): skip it
+                pool.remove(candidate)
+                continue
             if best is None or cost < best[0]:
                 best = (cost, candidate)
-        assert best is not None
+        if best is None:
+            break
         cost, candidate = best
         size = whatif.sizes.get(candidate, 0)
         if (current - cost) < min_gain * current or used + size > budget_bytes:
