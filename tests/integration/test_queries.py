@@ -24,6 +24,20 @@ def test_fingerprints_collapse_literals_in_lists_and_aliases() -> None:
     assert "'x'" not in shape("SELECT id FROM suppliers s WHERE name = 'x'")
 
 
+def test_aliases_in_the_select_list_collapse_too() -> None:
+    # The select list comes before FROM: renaming must know every alias first.
+    a = fingerprint(
+        "SELECT s.id FROM suppliers s JOIN wedding_suppliers ws ON ws.supplier_id = s.id"
+    )
+    b = fingerprint("SELECT x.id FROM suppliers x JOIN wedding_suppliers y ON y.supplier_id = x.id")
+    swapped = fingerprint(
+        "SELECT y.id FROM suppliers x JOIN wedding_suppliers y ON y.supplier_id = x.id"
+    )
+    assert a == b
+    assert a != swapped  # the other table's id: a different query
+    assert shape('SELECT "S".id FROM suppliers "S"') == "SELECT a1.id FROM suppliers a1"
+
+
 async def test_n_plus_one_is_flagged_and_batching_is_not(db: asyncpg.Connection) -> None:
     tracker = QueryTracker()
     looped = RequestQueries()
