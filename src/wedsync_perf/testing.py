@@ -25,6 +25,7 @@ __all__ = [
     "free_port",
     "postgres_server_url",
     "redis_server_url",
+    "synthetic_window",
     "temporary_database",
     "with_database",
 ]
@@ -164,3 +165,36 @@ class RedisProcess:
             self._process.terminate()
             self._process.wait(10)
             self._process = None
+
+
+def synthetic_window(
+    start: float,
+    edges: Any,
+    *,
+    route: str = "/weddings/{wedding_id}/timeline",
+    priority: str = "critical",
+    fast: int = 0,
+    slow: int = 0,
+    errors: int = 0,
+    fast_s: float = 0.02,
+    slow_s: float = 0.5,
+) -> Any:
+    """A recorder `Window` holding `fast` + `slow` 2xx requests and `errors` 5xx ones,
+    for SLO and alert tests and benchmarks on a simulated clock."""
+    from wedsync_perf.monitoring.recorder import Window
+    from wedsync_perf.monitoring.series import SeriesKey, SeriesStats
+
+    series = {}
+    ok = SeriesStats(edges)
+    for _ in range(fast):
+        ok.observe(fast_s, 100, False, None)
+    for _ in range(slow):
+        ok.observe(slow_s, 100, False, None)
+    if ok.count:
+        series[SeriesKey(route, "GET", "2xx", priority)] = ok
+    if errors:
+        failed = SeriesStats(edges)
+        for _ in range(errors):
+            failed.observe(fast_s, 50, False, None)
+        series[SeriesKey(route, "GET", "5xx", priority)] = failed
+    return Window(start, series)
