@@ -49,8 +49,7 @@ def rule_sets() -> dict[str, SloConfig]:
     }
 
 
-def window(i: int, bad_fraction: float, kind: str) -> Window:
-    bad = round(PER_WINDOW * bad_fraction)
+def window(i: int, bad: int, kind: str) -> Window:
     good = PER_WINDOW - bad
     if kind == "errors":
         return synthetic_window(i * W, EDGES, fast=good, errors=bad)
@@ -64,12 +63,16 @@ def run(
     tracker = SloTracker(config, EDGES, W)
     engine = AlertEngine()
     first: dict[str, float | None] = {"page": None, "ticket": None}
-    quiet = window(0, 0.0, "errors").series  # the tracker only reads it: share one
+    quiet = window(0, 0, "errors").series  # the tracker only reads it: share one
     for i in range(QUIET):
         tracker.ingest(Window(i * W, quiet))
+    owed = 0.0  # fractions of a bad request carried over: 0.5 % of 20 is 1 in 10 windows
     for j, (bad_fraction, kind) in enumerate(pattern):
         i = QUIET + j
-        tracker.ingest(window(i, bad_fraction, kind))
+        owed += PER_WINDOW * bad_fraction
+        bad = int(owed + 1e-9)
+        owed -= bad
+        tracker.ingest(window(i, bad, kind))
         now = (i + 1) * W
         for alert in engine.update(burn_conditions(tracker, regime, now), now):
             if alert.state == "firing" and first[alert.severity] is None:
