@@ -103,3 +103,17 @@ async def client(seeded_dsn: str) -> AsyncIterator[httpx.AsyncClient]:
 
 def key_for(tenant_id: int) -> dict[str, str]:
     return {"X-API-Key": demo_api_key(TEST_SEED, tenant_id)}
+
+
+@pytest.fixture
+def promtool() -> str:
+    """PROMTOOL (set by `make test`), the venv's copy, or one on PATH — else a failure:
+    what Prometheus reads is checked by the real tool or the test does not pass."""
+    import shutil
+    import sys
+
+    venv_copy = Path(sys.executable).parent.parent / "tools" / "promtool"
+    for candidate in (os.environ.get("PROMTOOL"), str(venv_copy), shutil.which("promtool")):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    pytest.fail("promtool not found: run `make tools` (Debian package prometheus) or set PROMTOOL")

@@ -105,6 +105,9 @@ def top(
 
 
 def _register_plugins() -> None:
+    from wedsync_perf.monitoring.commands import register
+
+    register(app)  # the library's own monitoring commands
     for entry in entry_points(group="wedsync_perf.commands"):
         register = entry.load()
         register(app)

@@ -8,7 +8,7 @@ with a line an operator can act on instead of a traceback.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import platformdirs
 from pydantic import (
@@ -50,6 +50,21 @@ class PerfSettings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         None,
         description="Bearer token for /metrics and /perf/stats; unset turns them off.",
+    )
+    slo_file: Path | None = Field(
+        None, description="SLO definitions (TOML); unset: built from SLO_MS and CRITICAL_SLO_MS."
+    )
+    alertmanager_url: str | None = Field(
+        None, description="Alertmanager base URL: alerts go to its v2 API (it groups, silences)."
+    )
+    alert_webhook_url: str | None = Field(
+        None, description="Webhook for alerts when no Alertmanager (JSON, HMAC-signed)."
+    )
+    alert_webhook_secret: SecretStr | None = Field(
+        None, description="Key of the webhook's X-Wedsync-Signature (HMAC-SHA256)."
+    )
+    alert_webhook_format: Literal["json", "slack"] = Field(
+        "json", description="json, or slack for an incoming-webhook {text} body."
     )
     window_s: float = Field(10.0, ge=1, le=300, description="Width of a measurement window (s).")
     retention_s: float = Field(3600.0, ge=60, le=86400, description="Windows kept in memory (s).")

@@ -3,13 +3,9 @@ promtool's verdict, and no personal data anywhere in what monitoring exposes."""
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -61,17 +57,6 @@ async def test_endpoints_are_off_without_a_configured_token(seeded_dsn: str) -> 
     app = create_app(api_settings(), dsn=seeded_dsn, perf=perf(metrics_token=None))
     async with running(app) as client:
         assert (await client.get("/metrics", headers=AUTH)).status_code == 404
-
-
-@pytest.fixture
-def promtool() -> str:
-    """PROMTOOL (set by `make test`), the venv's copy, or one on PATH — else a failure:
-    the exposition format is checked by the real tool or the test does not pass."""
-    venv_copy = Path(sys.executable).parent.parent / "tools" / "promtool"
-    for candidate in (os.environ.get("PROMTOOL"), str(venv_copy), shutil.which("promtool")):
-        if candidate and os.path.exists(candidate):
-            return candidate
-    pytest.fail("promtool not found: run `make tools` (Debian package prometheus) or set PROMTOOL")
 
 
 async def test_exposition_passes_promtool(seeded_dsn: str, promtool: str) -> None:

@@ -8,13 +8,15 @@ recorder, mounts its endpoints, and calls `start()`/`stop()` in its lifespan.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-from wedsync_perf.calendar import WeddingCalendar
+from wedsync_perf.calendar import Regime, WeddingCalendar
 from wedsync_perf.monitoring.endpoints import ASGIApp, BearerGuard, metrics_app, stats_app
 from wedsync_perf.monitoring.fleet import FleetPublisher, FleetStore, RedisLike
 from wedsync_perf.monitoring.prometheus import RecorderCollector
@@ -45,6 +47,7 @@ class Monitor:
         )
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(RecorderCollector(self.recorder))
+        self.registry.register(_RegimeCollector(self))
         self.calendar = calendar or WeddingCalendar(
             settings.season_start_month, settings.season_end_month
         )
@@ -120,3 +123,21 @@ class Monitor:
             "/metrics": BearerGuard(metrics_app(self.registry), token),
             "/perf/stats": BearerGuard(stats_app(self.summary, self.settings.retention_s), token),
         }
+
+
+class _RegimeCollector(Collector):
+    """`wedsync_regime{regime=…}`: 1 for the regime in force, so Prometheus rules switch
+    objectives on the same days as the app (booked wedding dates included)."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+
+    def collect(self) -> Iterable[Metric]:
+        now = datetime.fromtimestamp(self.monitor.clock(), UTC)
+        current = self.monitor.calendar.regime(now)
+        gauge = GaugeMetricFamily(
+            "wedsync_regime", "Operating regime (1 = in force).", labels=["regime"]
+        )
+        for regime in Regime:
+            gauge.add_metric([regime.value], 1.0 if regime is current else 0.0)
+        yield gauge

@@ -41,6 +41,7 @@ __all__ = [
     "SloConfig",
     "SloTracker",
     "Target",
+    "default_slos",
 ]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -189,31 +190,38 @@ class SloConfig(BaseModel):
             raise ConfigError(f"{path}: {where}", first["msg"]) from exc
 
 
-DEFAULT_SLOS = SloConfig(
-    objectives=(
-        Objective(
-            name="critical-latency",
-            kind="latency",
-            priority=PriorityClass.CRITICAL,
-            objective=0.99,
-            threshold_ms=200,
-            wedding_day=Target(objective=0.99, threshold_ms=100),
-        ),
-        Objective(
-            name="standard-latency",
-            kind="latency",
-            priority=PriorityClass.STANDARD,
-            objective=0.99,
-            threshold_ms=200,
-        ),
-        Objective(
-            name="availability",
-            kind="availability",
-            objective=0.999,
-            wedding_day=Target(objective=0.9995),
-        ),
+def default_slos(slo_ms: float = 200, critical_slo_ms: float = 100) -> SloConfig:
+    """The built-in objectives: 99 % of critical requests under `slo_ms` (under
+    `critical_slo_ms` on wedding days), 99 % of standard ones under `slo_ms`, and 99.9 %
+    of all requests not 5xx (99.95 % on wedding days). Bulk work has no latency SLO."""
+    return SloConfig(
+        objectives=(
+            Objective(
+                name="critical-latency",
+                kind="latency",
+                priority=PriorityClass.CRITICAL,
+                objective=0.99,
+                threshold_ms=slo_ms,
+                wedding_day=Target(objective=0.99, threshold_ms=critical_slo_ms),
+            ),
+            Objective(
+                name="standard-latency",
+                kind="latency",
+                priority=PriorityClass.STANDARD,
+                objective=0.99,
+                threshold_ms=slo_ms,
+            ),
+            Objective(
+                name="availability",
+                kind="availability",
+                objective=0.999,
+                wedding_day=Target(objective=0.9995),
+            ),
+        )
     )
-)
+
+
+DEFAULT_SLOS = default_slos()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,78 @@
+"""Regression detection on synthetic skewed latencies with known shifts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wedsync_perf.errors import ConfigError
+from wedsync_perf.monitoring.regression import BenchRun, change_points, compare
+
+
+def run(rng: np.random.Generator, scale: float = 1.0, n: int = 400) -> BenchRun:
+    samples = rng.lognormal(mean=np.log(20), sigma=0.5, size=n) * scale
+    return BenchRun({"GET /weddings/{id}/timeline": samples.tolist()})
+
+
+def test_a_30_percent_slowdown_is_flagged_and_an_aa_pair_is_not() -> None:
+    rng = np.random.default_rng(1)
+    [slow] = compare(run(rng), run(rng, 1.3))
+    assert slow.regression
+    assert slow.p95_ratio > 1.15
+    assert slow.ratio_ci[0] > 1
+    [same] = compare(run(rng), run(rng))
+    assert not same.regression
+    [faster] = compare(run(rng), run(rng, 0.7))
+    assert faster.improvement
+    assert not faster.regression
+
+
+def test_change_points_find_a_step_and_ignore_noise() -> None:
+    rng = np.random.default_rng(2)
+    history = list(rng.normal(100, 2, 30)) + list(rng.normal(110, 2, 5))
+    [point] = change_points(history)
+    assert point.index == 30
+    assert point.shift == pytest.approx(0.10, abs=0.03)
+    assert change_points(list(rng.normal(100, 2, 40))) == []
+    assert change_points([100.0] * 20 + [300.0] + [100.0] * 20) == []  # one outlier
+
+
+def test_bad_runs_are_refused_with_the_field(tmp_path: Path) -> None:
+    wrong = tmp_path / "a.json"
+    wrong.write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ConfigError, match="format"):
+        BenchRun.load(wrong)
+    negative = tmp_path / "b.json"
+    negative.write_text(
+        json.dumps({"format": "wedsync-perf-bench/1", "routes": {"r": {"samples_ms": [-1]}}})
+    )
+    with pytest.raises(ConfigError, match=r"routes\.r\.samples_ms"):
+        BenchRun.load(negative)
+
+
+def test_regress_cli_exits_1_on_a_regression_only(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    base, same, slow = tmp_path / "base.json", tmp_path / "same.json", tmp_path / "slow.json"
+    base.write_text(run(rng).to_json())
+    same.write_text(run(rng).to_json())
+    slow.write_text(run(rng, 1.3).to_json())
+
+    def regress(current: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "wedsync_perf", "regress", "--baseline", str(base), "--current", str(current)],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    assert regress(same).returncode == 0
+    flagged = regress(slow)
+    assert flagged.returncode == 1
+    assert "REGRESSION" in flagged.stdout
+    assert "/weddings/{id}/timeline" in flagged.stdout
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    assert regress(broken).returncode == 2
