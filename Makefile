@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-BENCHMARKS := import middleware accuracy fleet cache pool nplusone index fingerprint detection
+BENCHMARKS := import middleware accuracy fleet cache pool nplusone index fingerprint detection regression
 
 .PHONY: install tools demo test lint typecheck pytest bench $(BENCHMARKS:%=bench-%) clean
 

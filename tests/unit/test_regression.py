@@ -76,3 +76,13 @@ def test_regress_cli_exits_1_on_a_regression_only(tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text("{")
     assert regress(broken).returncode == 2
+
+
+def test_pooled_samples_confirm_a_change_the_p95_values_alone_cannot() -> None:
+    rng = np.random.default_rng(4)
+    runs = [rng.lognormal(np.log(20), 0.35, 500) for _ in range(30)]
+    runs += [rng.lognormal(np.log(20), 0.35, 500) * 1.1 for _ in range(3)]
+    p95s = [float(np.quantile(r, 0.95)) for r in runs]
+    assert [c.index for c in change_points(p95s, samples=runs)] == [30]
+    with pytest.raises(ValueError, match="one run"):
+        change_points(p95s, samples=runs[:-1])
