@@ -38,9 +38,15 @@ _MERGED = "_merged"  # instance name of a compacted field
 
 
 class RedisLike(Protocol):
-    """The part of `redis.asyncio.Redis` the fleet store uses."""
+    """The part of `redis.asyncio.Redis` the fleet store (and the alert lease) uses."""
 
     def pipeline(self, transaction: bool = ...) -> Any: ...
+
+    def set(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def get(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def pexpire(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
 class FleetStore:
@@ -65,6 +71,10 @@ class FleetStore:
         self.retention_s = retention_s
         self._base = f"{prefix}:{{{fleet}}}"
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
+
+    def key(self, name: str) -> str:
+        """A Redis key of this fleet (same hash tag as its windows)."""
+        return f"{self._base}:{name}"
 
     def window_key(self, start: float) -> str:
         return f"{self._base}:w:{int(start)}"

@@ -17,10 +17,13 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from wedsync_perf.calendar import Regime, WeddingCalendar
+from wedsync_perf.monitoring.delivery import AlertmanagerSink, LogSink, Notifier, Sink, WebhookSink
 from wedsync_perf.monitoring.endpoints import ASGIApp, BearerGuard, metrics_app, stats_app
+from wedsync_perf.monitoring.evaluator import AlertEvaluator
 from wedsync_perf.monitoring.fleet import FleetPublisher, FleetStore, RedisLike
 from wedsync_perf.monitoring.prometheus import RecorderCollector
 from wedsync_perf.monitoring.recorder import Recorder
+from wedsync_perf.monitoring.slo import SloConfig, default_slos
 from wedsync_perf.monitoring.views import summarize
 from wedsync_perf.settings import PerfSettings
 
@@ -35,22 +38,31 @@ class Monitor:
         redis: RedisLike | None = None,
         calendar: WeddingCalendar | None = None,
         clock: Callable[[], float] = time.time,
+        slos: SloConfig | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        if slos is None:
+            slos = (
+                SloConfig.from_toml(settings.slo_file)
+                if settings.slo_file
+                else default_slos(settings.slo_ms, settings.critical_slo_ms)
+            )
+        self.slos = slos
+        thresholds = {settings.critical_slo_ms / 1000, settings.slo_ms / 1000} | slos.thresholds_s()
         self.recorder = Recorder(
             window_s=settings.window_s,
             retention_s=settings.retention_s,
-            slo_thresholds_s=(settings.critical_slo_ms / 1000, settings.slo_ms / 1000),
+            slo_thresholds_s=sorted(thresholds),
             max_series=settings.max_series,
             clock=clock,
         )
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(RecorderCollector(self.recorder))
-        self.registry.register(_RegimeCollector(self))
         self.calendar = calendar or WeddingCalendar(
             settings.season_start_month, settings.season_end_month
         )
+        self.registry.register(_RegimeCollector(self))  # reads the calendar: after it
         self._sections: dict[str, Callable[[], Any]] = {}
         self.store: FleetStore | None = None
         self.publisher: FleetPublisher | None = None
@@ -64,6 +76,27 @@ class Monitor:
                 fleet=settings.fleet,
             )
             self.publisher = FleetPublisher(self.recorder, self.store, settings.flush_interval_s)
+        self.alerts = AlertEvaluator(
+            self.recorder,
+            slos,
+            self.regime_at,
+            self.latency_target_ms,
+            notifier=Notifier(_sink(settings)),
+            store=self.store,
+            summary=lambda last_s: self.summary(last_s, sections=False),
+            clock=clock,
+        )
+
+    def regime_at(self, timestamp: float) -> Regime:
+        return self.calendar.regime(datetime.fromtimestamp(timestamp, UTC))
+
+    def latency_target_ms(self, priority: str, regime: Regime) -> float | None:
+        """The p95 target a route of `priority` is shown against (bulk work has none)."""
+        if priority == "bulk":
+            return None
+        if priority == "critical" and regime is Regime.WEDDING_DAY:
+            return self.settings.critical_slo_ms
+        return self.settings.slo_ms
 
     def add_section(self, name: str, provider: Callable[[], Any]) -> None:
         """Add `provider()`'s JSON-ready result to every `/perf/stats` answer."""
@@ -72,12 +105,16 @@ class Monitor:
     def start(self) -> None:
         if self.publisher is not None:
             self.publisher.start()
+        self.alerts.start()
 
     async def stop(self) -> None:
+        await self.alerts.stop()
         if self.publisher is not None:
             await self.publisher.stop()
 
-    async def summary(self, last_s: float, fleet: bool = True) -> dict[str, Any]:
+    async def summary(
+        self, last_s: float, fleet: bool = True, *, sections: bool = True
+    ) -> dict[str, Any]:
         """Per-route and per-class figures over the last `last_s` seconds, fleet-wide
         when a store is configured (falling back to this process if Redis fails)."""
         now = self.clock()
@@ -106,8 +143,10 @@ class Monitor:
         ).as_dict()
         result["scope"] = scope
         result["regime"] = self.calendar.regime(datetime.fromtimestamp(now, UTC)).value
-        for name, provider in self._sections.items():
-            result[name] = provider()
+        if sections:
+            result["alerts"] = self.alerts.report()
+            for name, provider in self._sections.items():
+                result[name] = provider()
         result["slo_ms"] = {
             "critical_wedding_day": self.settings.critical_slo_ms,
             "default": self.settings.slo_ms,
@@ -123,6 +162,20 @@ class Monitor:
             "/metrics": BearerGuard(metrics_app(self.registry), token),
             "/perf/stats": BearerGuard(stats_app(self.summary, self.settings.retention_s), token),
         }
+
+
+def _sink(settings: PerfSettings) -> Sink:
+    """Alertmanager if configured, else the webhook, else the log."""
+    if settings.alertmanager_url:
+        return AlertmanagerSink(settings.alertmanager_url)
+    if settings.alert_webhook_url:
+        secret = settings.alert_webhook_secret
+        return WebhookSink(
+            settings.alert_webhook_url,
+            secret.get_secret_value().encode() if secret else None,
+            slack=settings.alert_webhook_format == "slack",
+        )
+    return LogSink()
 
 
 class _RegimeCollector(Collector):
