@@ -17,18 +17,34 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# promtool (Debian package `prometheus`) checks our exposition format in the tests. Only
-# the binary is unpacked into the venv: installing the package would start a server.
+# promtool (Debian package `prometheus`) checks our exposition format and SLO rules in
+# the tests; Alertmanager (`prometheus-alertmanager`) receives our alerts in them. Only
+# the binaries are unpacked into the venv: installing the packages would start servers.
 PROMTOOL := $(VENV)/tools/promtool
+ALERTMANAGER := $(VENV)/tools/alertmanager
+define unpack_deb
+	@mkdir -p $(VENV)/tools/deb-$(1)
+	@cd $(VENV)/tools/deb-$(1) && (apt-get download $(1) >/dev/null 2>&1 \
+		|| (apt-get update -qq >/dev/null 2>&1 && apt-get download $(1) >/dev/null 2>&1)) \
+		&& dpkg-deb -x $(1)_*.deb root && cp root/usr/bin/$(2) ../$(3) \
+		|| echo "$(1) unavailable (no apt): the tests that need it will fail"
+	@rm -rf $(VENV)/tools/deb-$(1)
+endef
 $(PROMTOOL): | $(STAMP)
-	@mkdir -p $(VENV)/tools/deb
-	@cd $(VENV)/tools/deb && (apt-get download prometheus >/dev/null 2>&1 \
-		|| (apt-get update -qq >/dev/null 2>&1 && apt-get download prometheus >/dev/null 2>&1)) \
-		&& dpkg-deb -x prometheus_*.deb root && cp root/usr/bin/promtool ../promtool \
-		|| echo "promtool unavailable (no apt): the exposition-format test will be skipped outside CI"
-	@rm -rf $(VENV)/tools/deb
+	$(call unpack_deb,prometheus,promtool,promtool)
+# Debian's Alertmanager reads its templates from /usr/share, where the package would
+# have put them: copy them there too (needs root, as installing the package would).
+AM_TEMPLATE := /usr/share/prometheus/alertmanager/email.tmpl
+$(ALERTMANAGER): | $(STAMP)
+	$(call unpack_deb,prometheus-alertmanager,prometheus-alertmanager,alertmanager)
+	@test -f $(AM_TEMPLATE) || (mkdir -p $(VENV)/tools/deb-am && cd $(VENV)/tools/deb-am \
+		&& apt-get download prometheus-alertmanager >/dev/null 2>&1 \
+		&& dpkg-deb -x prometheus-alertmanager_*.deb root \
+		&& mkdir -p $(dir $(AM_TEMPLATE)) && cp -r root$(dir $(AM_TEMPLATE)). $(dir $(AM_TEMPLATE))) \
+		|| echo "could not install $(AM_TEMPLATE): the Alertmanager test will fail"
+	@rm -rf $(VENV)/tools/deb-am
 
-tools: $(PROMTOOL)
+tools: $(PROMTOOL) $(ALERTMANAGER)
 
 ## make demo [DURATION=30] [DEMO_ARGS="--rps 300"]
 demo: $(STAMP)
@@ -44,7 +60,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP) tools
-	PROMTOOL=$(abspath $(PROMTOOL)) $(BIN)/pytest
+	PROMTOOL=$(abspath $(PROMTOOL)) ALERTMANAGER=$(abspath $(ALERTMANAGER)) $(BIN)/pytest
 
 BENCH_STAMP := $(VENV)/.bench-stamp
 $(BENCH_STAMP): $(STAMP)
