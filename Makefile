@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 BENCHMARKS := import middleware accuracy fleet cache pool nplusone index fingerprint detection regression
 
-.PHONY: install tools demo test lint typecheck pytest bench $(BENCHMARKS:%=bench-%) clean
+.PHONY: install tools chromium dashboard-assets demo test lint typecheck pytest bench $(BENCHMARKS:%=bench-%) clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,13 @@ $(ALERTMANAGER): | $(STAMP)
 		|| echo "could not install $(AM_TEMPLATE): the Alertmanager test will fail"
 	@rm -rf $(VENV)/tools/deb-am
 
-tools: $(PROMTOOL) $(ALERTMANAGER)
+# Chromium for the dashboard's browser test (Debian's; Playwright drives it, no download).
+chromium:
+	@command -v chromium >/dev/null || (DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
+		|| (apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1)) \
+		|| echo "chromium could not be installed (needs root and apt): the dashboard test will fail"
+
+tools: $(PROMTOOL) $(ALERTMANAGER) chromium
 
 ## make demo [DURATION=30] [DEMO_ARGS="--rps 300"]
 demo: $(STAMP)
@@ -72,6 +78,16 @@ bench: $(BENCHMARKS:%=bench-%)
 # make bench-NAME runs benchmarks/bench_NAME.py (peers come with the bench extra).
 $(BENCHMARKS:%=bench-%): bench-%: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_$*.py
+
+# The dashboard's charting library, from the npm registry, committed as a built asset
+# (the page must work offline: no CDN). Re-run to update it.
+UPLOT_VERSION := 1.6.32
+dashboard-assets:
+	rm -rf .uplot && mkdir .uplot && cd .uplot && npm pack uplot@$(UPLOT_VERSION) >/dev/null \
+		&& tar xzf uplot-$(UPLOT_VERSION).tgz
+	cp .uplot/package/dist/uPlot.iife.min.js .uplot/package/dist/uPlot.min.css src/wedsync_perf/dashboard/static/
+	cp .uplot/package/LICENSE src/wedsync_perf/dashboard/static/uPlot.LICENSE
+	rm -rf .uplot
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

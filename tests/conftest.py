@@ -117,3 +117,27 @@ def promtool() -> str:
         if candidate and os.path.exists(candidate):
             return candidate
     pytest.fail("promtool not found: run `make tools` (Debian package prometheus) or set PROMTOOL")
+
+
+@asynccontextmanager
+async def served_api(env: dict[str, str]) -> AsyncIterator[str]:
+    """`wedsync-perf serve` in a subprocess on a free port with `env` (on top of this
+    process's environment); yields its base URL once it is ready; stops it after."""
+    import subprocess
+    import sys
+
+    from wedsync_perf.testing import free_port, wait_for_http
+
+    port = free_port()
+    server = subprocess.Popen(  # noqa: ASYNC220 - a real server for real clients
+        [sys.executable, "-m", "wedsync_perf", "serve", "--port", str(port)],
+        env={**os.environ, **env},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+            await wait_for_http(client, "/health/ready")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -25,6 +25,7 @@ from wedsync_perf.database.metrics import PoolCollector
 from wedsync_perf.database.queries import QueryTracker
 from wedsync_perf.database.replicas import ReplicaRouter, WritePositions
 from wedsync_perf.monitoring import MonitoringMiddleware
+from wedsync_perf.monitoring.alerts import ThresholdRule, windowed_ratio
 from wedsync_perf.monitoring.monitor import Monitor
 from wedsync_perf.settings import PerfSettings, load_settings
 
@@ -77,6 +78,8 @@ def create_app(
         app.state.router = router
         if settings.replicas:
             monitor.add_section("replicas", router.report)
+        monitor.add_section("pool", lambda: _pool_figures(pool))
+        _add_alert_rules(monitor, pool, router, cache)
         app.state.redis = redis
         app.state.authenticator = Authenticator(pool, settings.auth_cache_seconds)
         app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url, redis)
@@ -145,6 +148,40 @@ def create_app(
         skip_paths={"/health/live", "/health/ready", *endpoints},
     )
     return app
+
+
+def _pool_figures(pool: LanedPool) -> dict[str, int]:
+    waiting = pool.waiting()
+    return {"size": pool.size, "in_use": pool.in_use, "waiting": sum(waiting.values()),
+            "reserved_critical": pool.reserved_critical}  # fmt: skip
+
+
+def _add_alert_rules(
+    monitor: Monitor, pool: LanedPool, router: ReplicaRouter, cache: Cache
+) -> None:
+    """The app's own threshold rules: what only it can measure."""
+    monitor.alerts.add_rule(
+        ThresholdRule("DatabasePoolSaturated", "ticket", lambda: pool.in_use / pool.size, 0.9,
+                      for_s=120, describe="database pool in use (fraction)")
+    )  # fmt: skip
+
+    def cache_counts() -> tuple[int, int]:
+        by_class = cache.stats.by_class.values()
+        hits = sum(c.hits_local + c.hits_backend for c in by_class)
+        return hits, hits + sum(c.misses for c in by_class)
+
+    monitor.alerts.add_rule(
+        ThresholdRule("CacheHitRatioLow", "ticket", windowed_ratio(cache_counts), 0.5,
+                      above=False, for_s=300, describe="cache hit ratio, last 5 min")
+    )  # fmt: skip
+    if router.replicas:
+        monitor.alerts.add_rule(
+            ThresholdRule(
+                "ReplicaLagging", "ticket",
+                lambda: max((r.lag_s for r in router.replicas), default=0.0),
+                router.max_lag_s, for_s=60, describe="worst replica lag (s)",
+            )
+        )  # fmt: skip
 
 
 async def _laned(dsn: str, settings: ApiSettings) -> LanedPool:

@@ -27,6 +27,7 @@ __all__ = [
     "redis_server_url",
     "synthetic_window",
     "temporary_database",
+    "wait_for_http",
     "with_database",
 ]
 
@@ -198,3 +199,20 @@ def synthetic_window(
             failed.observe(fast_s, 50, False, None)
         series[SeriesKey(route, "GET", "5xx", priority)] = failed
     return Window(start, series)
+
+
+async def wait_for_http(client: Any, path: str, timeout_s: float = 60.0) -> None:
+    """Poll `path` on an `httpx.AsyncClient` until it answers 200 (a server that is
+    starting); `TimeoutError` after `timeout_s`."""
+    import asyncio
+
+    import httpx
+
+    async with asyncio.timeout(timeout_s):
+        while True:
+            try:
+                if (await client.get(path)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass  # not listening yet
+            await asyncio.sleep(0.1)

@@ -3,7 +3,6 @@ Slack body) and a real Alertmanager (Debian's binary, unpacked by `make tools`).
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import os
@@ -20,7 +19,7 @@ import pytest
 
 from wedsync_perf.monitoring.alerts import AlertEngine, Condition, route_p95_rules
 from wedsync_perf.monitoring.delivery import AlertmanagerSink, Notifier, WebhookSink, sign
-from wedsync_perf.testing import free_port
+from wedsync_perf.testing import free_port, wait_for_http
 
 pytestmark = pytest.mark.integration
 
@@ -131,14 +130,7 @@ async def test_a_real_alertmanager_receives_firing_then_resolved(tmp_path: Path)
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=5) as client:
-            async with asyncio.timeout(30):
-                while True:
-                    try:
-                        if (await client.get("/-/ready")).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    await asyncio.sleep(0.1)
+            await wait_for_http(client, "/-/ready", timeout_s=30)
             engine = AlertEngine()
             on = Condition("WedsyncSLOBurnRate", "page", {"objective": "availability",
                            "window": "1h/5m", "regime": "season"}, True, 20.0, 0, "burning")  # fmt: skip

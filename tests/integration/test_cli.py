@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -13,7 +12,7 @@ import sys
 import httpx
 import pytest
 
-from tests.conftest import key_for
+from tests.conftest import key_for, served_api
 from wedsync_perf.testing import free_port, temporary_database
 
 pytestmark = pytest.mark.integration
@@ -96,22 +95,10 @@ async def test_demo_stops_cleanly_on_interrupt_with_a_summary(server_url: str) -
 
 
 async def test_top_shows_the_servers_routes_and_refuses_a_bad_token(seeded_dsn: str) -> None:
-    port, token = free_port(), "top-secret-token"
-    env = {**os.environ, "DATABASE_URL": seeded_dsn, "WEDSYNC_PERF_METRICS_TOKEN": token}
-    env.pop("REDIS_URL", None)
-    server = subprocess.Popen(  # noqa: ASYNC220 - a real server for a real CLI
-        [sys.executable, "-m", "wedsync_perf", "serve", "--port", str(port)], env=env
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+    token = "top-secret-token"
+    env = {"DATABASE_URL": seeded_dsn, "WEDSYNC_PERF_METRICS_TOKEN": token, "REDIS_URL": ""}
+    async with served_api(env) as base:
         async with httpx.AsyncClient(base_url=base, timeout=5) as client:
-            for _ in range(300):
-                try:
-                    if (await client.get("/health/ready")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.2)
             for _ in range(3):
                 await client.get("/weddings/5/timeline", headers=key_for(1))
         top = _run(["top", "--once", "--url", base, "--token", token], seeded_dsn)
@@ -134,9 +121,6 @@ async def test_top_shows_the_servers_routes_and_refuses_a_bad_token(seeded_dsn: 
         assert wrong.returncode == 2
         assert "--api" in wrong.stderr
         assert "401" in wrong.stderr
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 async def test_db_report_says_what_it_can_on_any_server(seeded_dsn: str) -> None:

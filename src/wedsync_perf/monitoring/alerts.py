@@ -35,6 +35,7 @@ __all__ = [
     "ThresholdRule",
     "burn_conditions",
     "route_p95_rules",
+    "windowed_ratio",
 ]
 
 State = Literal["pending", "firing", "resolved"]
@@ -223,3 +224,20 @@ def route_p95_rules(
             )
         )
     return conditions
+
+
+def windowed_ratio(
+    read: Callable[[], tuple[int, int]], *, span: int = 30, min_events: int = 100
+) -> Callable[[], float | None]:
+    """A rule value from cumulative counters: `read()` gives (good, total) so far; the
+    returned function gives good/total over its last `span` calls (one per evaluation
+    round: 30 = 5 minutes of 10 s windows), None below `min_events`."""
+    samples: deque[tuple[int, int]] = deque(maxlen=span + 1)
+
+    def value() -> float | None:
+        samples.append(read())
+        good = samples[-1][0] - samples[0][0]
+        total = samples[-1][1] - samples[0][1]
+        return good / total if total >= min_events else None
+
+    return value

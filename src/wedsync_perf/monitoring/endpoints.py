@@ -7,6 +7,8 @@ constant time, and answer 404 when no token is configured (off by default).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -37,23 +39,36 @@ async def _respond(
 
 
 class BearerGuard:
-    """Let a request through only with `Authorization: Bearer <token>`."""
+    """Let a request through only with `Authorization: Bearer <token>` — or, with
+    `basic=True` (pages a browser opens), HTTP Basic with the token as the password, and
+    a Basic challenge so the browser asks for it."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, *, basic: bool = False) -> None:
         self.app = app
         self._token = token.encode() if token else None
+        self.basic = basic
+
+    def _given(self, scope: Scope) -> bytes:
+        for name, value in scope.get("headers", []):
+            if name != b"authorization":
+                continue
+            if value[:7].lower() == b"bearer ":
+                return bytes(value[7:].strip())
+            if self.basic and value[:6].lower() == b"basic ":
+                try:
+                    decoded = base64.b64decode(value[6:].strip(), validate=True)
+                except (ValueError, binascii.Error):
+                    return b""
+                return decoded.partition(b":")[2]
+        return b""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._token is None:
             await _respond(send, 404, b"", b"text/plain")
             return
-        given = b""
-        for name, value in scope.get("headers", []):
-            if name == b"authorization" and value[:7].lower() == b"bearer ":
-                given = value[7:].strip()
-                break
-        if not hmac.compare_digest(given, self._token):
-            await _respond(send, 401, b"", b"text/plain", [(b"www-authenticate", b"Bearer")])
+        if not hmac.compare_digest(self._given(scope), self._token):
+            challenge = b'Basic realm="wedsync-perf", charset="UTF-8"' if self.basic else b"Bearer"
+            await _respond(send, 401, b"", b"text/plain", [(b"www-authenticate", challenge)])
             return
         await self.app(scope, receive, send)
 

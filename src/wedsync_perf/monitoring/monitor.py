@@ -7,6 +7,7 @@ recorder, mounts its endpoints, and calls `start()`/`stop()` in its lifespan.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -17,12 +18,13 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from wedsync_perf.calendar import Regime, WeddingCalendar
+from wedsync_perf.monitoring.alerts import ThresholdRule
 from wedsync_perf.monitoring.delivery import AlertmanagerSink, LogSink, Notifier, Sink, WebhookSink
 from wedsync_perf.monitoring.endpoints import ASGIApp, BearerGuard, metrics_app, stats_app
 from wedsync_perf.monitoring.evaluator import AlertEvaluator
 from wedsync_perf.monitoring.fleet import FleetPublisher, FleetStore, RedisLike
 from wedsync_perf.monitoring.prometheus import RecorderCollector
-from wedsync_perf.monitoring.recorder import Recorder
+from wedsync_perf.monitoring.recorder import Recorder, Window
 from wedsync_perf.monitoring.slo import SloConfig, default_slos
 from wedsync_perf.monitoring.views import summarize
 from wedsync_perf.settings import PerfSettings
@@ -86,6 +88,19 @@ class Monitor:
             summary=lambda last_s: self.summary(last_s, sections=False),
             clock=clock,
         )
+        self.alerts.add_rule(
+            ThresholdRule("ErrorRateHigh", "ticket", self._error_rate, 0.05, for_s=120,
+                          describe="5xx fraction, last 5 min")
+        )  # fmt: skip
+
+    def _error_rate(self, last_s: float = 300.0, min_requests: int = 50) -> float | None:
+        """5xx fraction of this process's requests over the last `last_s` seconds."""
+        total = errors = 0
+        for window in self.recorder.windows(self.clock() - last_s):
+            for key, stats in window.series.items():
+                total += stats.count
+                errors += stats.count if key.status_class == "5xx" else 0
+        return errors / total if total >= min_requests else None
 
     def regime_at(self, timestamp: float) -> Regime:
         return self.calendar.regime(datetime.fromtimestamp(timestamp, UTC))
@@ -112,6 +127,16 @@ class Monitor:
         if self.publisher is not None:
             await self.publisher.stop()
 
+    async def windows(
+        self, since: float, now: float, fleet: bool = True
+    ) -> tuple[list[Window], str]:
+        """Windows starting at or after `since`, fleet-wide when a store is configured
+        (this process's own if Redis fails), and which scope they cover."""
+        if fleet and self.store is not None:
+            with contextlib.suppress(Exception):  # Redis unavailable: local figures beat none
+                return await self.store.read(since, now), "fleet"
+        return self.recorder.windows(since), "process"
+
     async def summary(
         self, last_s: float, fleet: bool = True, *, sections: bool = True
     ) -> dict[str, Any]:
@@ -120,14 +145,7 @@ class Monitor:
         now = self.clock()
         window_s = self.recorder.window_s
         since = now - (now % window_s) - last_s + window_s
-        scope = "process"
-        windows = self.recorder.windows(since)
-        if fleet and self.store is not None:
-            try:
-                windows = await self.store.read(since, now)
-                scope = "fleet"
-            except Exception:  # Redis unavailable: local figures beat none
-                scope = "process"
+        windows, scope = await self.windows(since, now, fleet)
         # Rates are per second of observed time: from the first window that holds data
         # (or the requested start, if later) to now.
         first = min((w.start for w in windows if w.series), default=since)
@@ -158,9 +176,12 @@ class Monitor:
         token = (
             self.settings.metrics_token.get_secret_value() if self.settings.metrics_token else None
         )
+        from wedsync_perf.dashboard import dashboard_endpoints
+
         return {
             "/metrics": BearerGuard(metrics_app(self.registry), token),
             "/perf/stats": BearerGuard(stats_app(self.summary, self.settings.retention_s), token),
+            **dashboard_endpoints(self, token),
         }
 
 
