@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import redis.asyncio as redis_asyncio
@@ -140,6 +141,8 @@ def create_app(
     for path, endpoint in endpoints.items():
         # Starlette wraps plain functions only; an ASGI callable object is served as is.
         app.add_route(path, endpoint, include_in_schema=False)  # type: ignore[arg-type]
+    if settings.inject == "slow-timeline":  # demos only: measured like any slowness
+        app.add_middleware(SlowTimeline, delay_s=0.25)
     # Outermost user middleware: it times everything below it, auth included. Probes
     # and the monitoring endpoints are not measured.
     app.add_middleware(
@@ -218,6 +221,20 @@ async def _warm_ahead(pool: LanedPool, cache: Cache, hours: int) -> None:
                 "warmed %d cache entries for %s in %.1f s", report.entries, day, report.seconds
             )
         await asyncio.sleep(600)
+
+
+class SlowTimeline:
+    """Fault injection (`WEDSYNC_API_INJECT=slow-timeline`): every timeline request
+    takes `delay_s` longer, so a demo can show an SLO burning and its alert firing."""
+
+    def __init__(self, app: Any, delay_s: float) -> None:
+        self.app = app
+        self.delay_s = delay_s
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/timeline"):
+            await asyncio.sleep(self.delay_s)
+        await self.app(scope, receive, send)
 
 
 def _unavailable() -> JSONResponse:

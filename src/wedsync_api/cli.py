@@ -125,9 +125,17 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def _start_server(
-    dsn: str, host: str, port: int, workers: int, token: str, warm: date | None = None
+    dsn: str,
+    host: str,
+    port: int,
+    workers: int,
+    token: str,
+    warm: date | None = None,
+    inject: str = "",
 ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DATABASE_URL": dsn, "WEDSYNC_PERF_METRICS_TOKEN": token}
+    if inject:
+        env["WEDSYNC_API_INJECT"] = inject
     if warm is not None:  # the wedding day about to be driven: warm it, as production would
         env["WEDSYNC_API_WARM_DATES"] = warm.isoformat()
     # A demo run gets its own cache secrets (every worker shares them through the env):
@@ -172,6 +180,7 @@ async def _drive_with_table(
     duration: float | None,
     banner: str,
     token: str,
+    announced: set[str],
 ) -> tuple[LoadStats, dict[str, Any]]:
     stats = LoadStats()
     rng = random.Random(2026)
@@ -192,16 +201,37 @@ async def _drive_with_table(
             with Live(console=console, refresh_per_second=2) as live:
                 while not driver.done():
                     await asyncio.wait({driver}, timeout=1)
-                    live.update(render_stats(await _server_stats(client, token, 10)))
+                    view = await _server_stats(client, token, 10)
+                    _announce_alerts(view, announced, live.console)
+                    live.update(render_stats(view))
         else:  # logs: a table every 10 s instead of a live redraw
             while not driver.done():
                 await asyncio.wait({driver}, timeout=10)
                 if not driver.done():
-                    console.print(render_stats(await _server_stats(client, token, 10)))
+                    view = await _server_stats(client, token, 10)
+                    _announce_alerts(view, announced, console)
+                    console.print(render_stats(view))
         await driver
         # One extra window: the run's first window began before the run did.
         whole_run = await _server_stats(client, token, math.ceil(stats.elapsed_s()) + 10)
         return stats, whole_run
+
+
+def _announce_alerts(view: dict[str, Any], announced: set[str], out: Any) -> None:
+    """Print each alert the server fires (and its resolution) once."""
+    report = view.get("alerts", {})
+    for alert in report.get("active", []):
+        if alert["state"] == "firing" and alert["fingerprint"] not in announced:
+            announced.add(alert["fingerprint"])
+            out.print(
+                f"[bold red]ALERT {alert['severity'].upper()}[/] {alert['summary']}",
+                highlight=False,
+            )
+    for alert in report.get("recently_resolved", []):
+        key = "resolved:" + alert["fingerprint"] + str(alert["resolved_at"])
+        if alert["fingerprint"] in announced and key not in announced:
+            announced.add(key)
+            out.print(f"[bold green]RESOLVED[/] {alert['summary']}", highlight=False)
 
 
 def demo_command(
@@ -213,8 +243,17 @@ def demo_command(
     seed_value: SeedOpt = 7,
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
+    inject: Annotated[
+        str | None,
+        typer.Option(
+            help="Inject a fault to watch an alert fire: slow-timeline (+250 ms on every"
+            " timeline request; give it --duration 90 or more)."
+        ),
+    ] = None,
 ) -> None:
     """Start what is needed, seed if empty, serve the API and drive a wedding Saturday."""
+    if inject not in (None, "slow-timeline"):
+        raise typer.BadParameter("the only fault is slow-timeline", param_hint="--inject")
     host = "127.0.0.1"
     if not _port_free(host, port):
         raise WedsyncPerfError(f"port {port} on {host} is in use; pick another with --port")
@@ -244,18 +283,25 @@ def demo_command(
     base_url = f"http://{host}:{port}"
     token = secrets.token_urlsafe(24)
     console.print(f"[bold]starting[/] the API and warming the cache for {workload.day:%a %d %b %Y}")
-    server = _start_server(dsn, host, port, workers, token, warm=workload.day)
+    server = _start_server(dsn, host, port, workers, token, warm=workload.day, inject=inject or "")
     try:
         _wait_ready(base_url, server)
+        console.print(
+            f"[bold]dashboard:[/] {base_url}/perf (any user name; password {token})"
+            + (f" — injecting {inject}" if inject else ""),
+            highlight=False,
+        )
         banner = (
             f"[bold]serving[/] {base_url} (docs at {base_url}/docs); driving the wedding Saturday"
             f" of {workload.day:%a %d %b %Y} at {rps:g} req/s"
             + (f" for {duration:g} s" if duration else "; Ctrl-C to stop")
         )
+        announced: set[str] = set()
         stats, server_view = asyncio.run(
-            _drive_with_table(base_url, workload, rps, duration, banner, token)
+            _drive_with_table(base_url, workload, rps, duration, banner, token, announced)
         )
         console.print(render_stats(server_view, title="Whole run (server-side)"))
+        _announce_alerts(server_view, announced, console)
         console.print(render_summary(stats, title="Summary by priority class (client-side)"))
     finally:
         server.terminate()

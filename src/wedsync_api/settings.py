@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,6 +68,11 @@ class ApiSettings(BaseSettings):
     warm_dates: str = Field(
         "",
         description="Comma-separated wedding days (YYYY-MM-DD) to warm before serving.",
+    )
+    inject: Literal["", "slow-timeline"] = Field(
+        "",
+        description="Fault injection for demos: slow-timeline adds 250 ms to every timeline"
+        " request (to watch an SLO burn and an alert fire).",
     )
     auth_cache_seconds: float = Field(
         30.0, ge=0, description="How long a resolved API key is trusted before re-checking."
