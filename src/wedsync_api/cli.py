@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any
 
 import asyncpg
@@ -250,6 +251,14 @@ def demo_command(
             " timeline request; give it --duration 90 or more)."
         ),
     ] = None,
+    save_run: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the client-side latencies per endpoint as a benchmark run"
+            " (wedsync-perf-bench/1) for `wedsync-perf regress`.",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Start what is needed, seed if empty, serve the API and drive a wedding Saturday."""
     if inject not in (None, "slow-timeline"):
@@ -303,6 +312,11 @@ def demo_command(
         console.print(render_stats(server_view, title="Whole run (server-side)"))
         _announce_alerts(server_view, announced, console)
         console.print(render_summary(stats, title="Summary by priority class (client-side)"))
+        if save_run is not None:
+            meta = {"rps": rps, "duration_s": round(stats.elapsed_s(), 1), "scale": scale,
+                    "inject": inject or ""}  # fmt: skip
+            save_run.write_text(stats.bench_run("demo", meta).to_json())
+            console.print(f"saved the run to {save_run} (compare runs with `wedsync-perf regress`)")
     finally:
         server.terminate()
         try:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -51,13 +52,21 @@ async def test_bad_option_names_the_field(server_url: str) -> None:
         assert "--scale" in result.stderr
 
 
-async def test_demo_drives_every_priority_class(server_url: str) -> None:
+async def test_demo_drives_every_priority_class(server_url: str, tmp_path: Path) -> None:
     async with temporary_database(server_url) as dsn:
         port = free_port()
         args = ["demo", "--duration", "5", "--rps", "60", "--scale", "0.01", "--port", str(port)]
-        result = _run(args, dsn)
+        run_file = tmp_path / "run.json"
+        result = _run([*args, "--save-run", str(run_file)], dsn)
         assert result.returncode == 0, result.stderr[-2000:]
         out = result.stdout
+        assert "/perf (any user name; password " in out  # the dashboard's address
+        # The saved run is what `regress` reads; a run never regresses against itself.
+        saved = json.loads(run_file.read_text())
+        assert saved["format"] == "wedsync-perf-bench/1"
+        assert len(saved["routes"]["GET /weddings/{id}/timeline"]["samples_ms"]) > 10
+        same = _run(["regress", "--baseline", str(run_file), "--current", str(run_file)], dsn)
+        assert same.returncode == 0, same.stdout + same.stderr
         assert "Summary by priority class" in out
         server_side = out[out.index("Whole run (server-side)") : out.index("Summary by priority")]
         # Common routes only: a rare one (imports, ~5 expected in 5 s) could be absent.
