@@ -153,10 +153,12 @@ def create_app(
     return app
 
 
-def _pool_figures(pool: LanedPool) -> dict[str, int]:
+def _pool_figures(pool: LanedPool) -> dict[str, float]:
     waiting = pool.waiting()
+    advice = pool.advice()
     return {"size": pool.size, "in_use": pool.in_use, "waiting": sum(waiting.values()),
-            "reserved_critical": pool.reserved_critical}  # fmt: skip
+            "reserved_critical": pool.reserved_critical, "mean_hold_ms": advice["mean_hold_ms"],
+            "suggested_size": advice["suggested_size"]}  # fmt: skip
 
 
 def _add_alert_rules(

@@ -133,8 +133,14 @@ def _start_server(
     token: str,
     warm: date | None = None,
     inject: str = "",
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": dsn, "WEDSYNC_PERF_METRICS_TOKEN": token}
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "WEDSYNC_PERF_METRICS_TOKEN": token,
+        **(extra_env or {}),
+    }
     if inject:
         env["WEDSYNC_API_INJECT"] = inject
     if warm is not None:  # the wedding day about to be driven: warm it, as production would
@@ -659,3 +665,6 @@ def register(app: typer.Typer) -> None:
     app.command("seed")(seed_command)
     app.command("serve")(serve_command)
     app.command("demo")(demo_command)
+    from wedsync_api.capacity_cli import capacity_app
+
+    app.add_typer(capacity_app, name="capacity")

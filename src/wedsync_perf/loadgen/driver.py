@@ -16,7 +16,7 @@ from wedsync_perf.loadgen.stats import LoadStats
 from wedsync_perf.priorities import PriorityClass
 from wedsync_perf.traffic import ClassMix
 
-__all__ = ["RequestSpec", "Workload", "drive"]
+__all__ = ["RequestSpec", "Workload", "closed_loop", "drive"]
 
 # Status the driver records when the request never got an answer (timeout, refused).
 TRANSPORT_ERROR = 0
@@ -105,4 +105,31 @@ async def drive(
         _, pending = await asyncio.wait(in_flight, timeout=drain_s)
         for task in pending:
             task.cancel()
+    return stats
+
+
+async def closed_loop(
+    client: httpx.AsyncClient,
+    workload: Workload,
+    mix: ClassMix,
+    *,
+    concurrency: int,
+    duration_s: float,
+    rng: random.Random,
+) -> LoadStats:
+    """`concurrency` clients, each sending its next request as soon as the last one
+    answered, for `duration_s`: throughput at a fixed concurrency, what the Universal
+    Scalability Law is fitted to (an open-loop driver, `drive`, measures latency)."""
+    if concurrency < 1 or duration_s <= 0:
+        raise ValueError("concurrency must be >= 1 and duration_s > 0")
+    stats = LoadStats()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + duration_s
+
+    async def client_loop() -> None:
+        while loop.time() < deadline:
+            await _send(client, workload.next_request(mix.pick(rng), rng), stats)
+
+    await asyncio.gather(*(client_loop() for _ in range(concurrency)))
+    stats.finished_at = time.monotonic()
     return stats
