@@ -8,8 +8,12 @@ the wedding calendar says is coming.
   the 10:00 rush rather than after it. The forecast comes from the traffic model
   (season, weekday, hour, weddings booked that day), its level calibrated on recent
   history.
-* **Wedding days**: from `hold_from_hour` until `hold_until_hour` of a wedding day
-  nothing scales down, and the day's forecast peak is a floor.
+* **Wedding days**: from `hold_from_hour` until `hold_until_hour` the fleet never goes
+  below the forecast's upper quantile for the coming hour (a floor that looks ahead, so
+  it rises before the rush and falls after it), and around the rush (±`rush_hold_minutes`)
+  nothing scales down at all. `hold_all_day=True` is the strict variant: no scale-down
+  from `hold_from_hour` to `hold_until_hour` — it keeps the rush's peak all day
+  (`make bench-autoscale` prices both).
 
 `decide` returns the replica count and the reason, for the log and the dashboard.
 """
@@ -86,7 +90,11 @@ class Forecaster:
             self._since_fit += 1
             if self._since_fit >= self.refit_every and len(self._ratios) >= 60:
                 values = np.fromiter(self._ratios, dtype=float)
-                self._fit = (float(np.exp(np.median(values))), float(values.std()))
+                centre = float(np.median(values))
+                # Robust spread (MAD): ramps the hourly model steps through are outliers,
+                # not the noise the upper quantile is for.
+                spread = 1.4826 * float(np.median(np.abs(values - centre)))
+                self._fit = (math.exp(centre), spread)
                 self._since_fit = 0
 
     def forecast(self, at: datetime) -> float:
@@ -112,6 +120,8 @@ class WeddingAutoscaler:
     horizon_s: float = 600.0
     hold_from_hour: int = 6
     hold_until_hour: int = 23
+    rush_hold_minutes: int = 60
+    hold_all_day: bool = False
     calendar: WeddingCalendar = field(default_factory=WeddingCalendar)
     hpa: Hpa = field(init=False)
     clock_to_datetime: Callable[[float], datetime] = lambda t: datetime.fromtimestamp(t, UTC)
@@ -127,19 +137,31 @@ class WeddingAutoscaler:
             and self.hold_from_hour <= at.hour < self.hold_until_hour
         )
 
+    def in_rush(self, at: datetime) -> bool:
+        """Within `rush_hold_minutes` of a wedding day's rush: no scale-down at all."""
+        if not self.calendar.is_wedding_day(at.date()):
+            return False
+        minute = at.hour * 60 + at.minute
+        return abs(minute - self.forecaster.model.rush_hour * 60) <= self.rush_hold_minutes
+
+    def _floor(self, at: datetime) -> int:
+        """The coming hour's forecast peak (upper quantile), in replicas."""
+        peak = max(self.forecaster.upper(at + timedelta(minutes=m)) for m in range(0, 61, 5))
+        return math.ceil(peak / self.capacity_rps)
+
     def predicted(self, at: datetime) -> int:
-        """Replicas for the forecast's upper quantile over [at + lead, at + lead + horizon]."""
+        """Replicas for the forecast over [at + lead, at + lead + horizon]: its upper
+        quantile on wedding days (a miss costs an event); otherwise its median, held to
+        the same 10 % tolerance band the reactive HPA keeps (so on an ordinary day the
+        forecast only leads the HPA up a ramp, it does not out-provision it)."""
         step = timedelta(minutes=1)
         start = at + timedelta(seconds=self.lead_s)
         steps = max(1, int(self.horizon_s // 60))
-        peak = max(self.forecaster.upper(start + i * step) for i in range(steps + 1))
-        if self.in_wedding_window(at):  # the rest of the day's peak is a floor
-            end = at.replace(hour=self.hold_until_hour - 1, minute=59)
-            hours = max(0, int((end - at).total_seconds() // 3600))
-            peak = max(
-                [peak] + [self.forecaster.upper(at + timedelta(hours=h)) for h in range(hours + 1)]
-            )
-        return math.ceil(peak / self.capacity_rps)
+        if self.calendar.is_wedding_day(at.date()):
+            peak = max(self.forecaster.upper(start + i * step) for i in range(steps + 1))
+            return math.ceil(peak / self.capacity_rps)
+        peak = max(self.forecaster.forecast(start + i * step) for i in range(steps + 1))
+        return math.ceil(peak / (self.capacity_rps * (1 + self.hpa.tolerance)))
 
     def decide(self, seen: Observation) -> Decision:
         readings = [
@@ -158,7 +180,12 @@ class WeddingAutoscaler:
                 predicted,
                 f"forecast needs {predicted} within {self.lead_s + self.horizon_s:g} s",
             )
-        if self.in_wedding_window(at) and desired < seen.current:
-            desired, reason = seen.current, "wedding day: no scale-down until the evening"
+        if self.in_wedding_window(at):
+            floor = self._floor(at)
+            if floor > desired:
+                desired, reason = floor, f"wedding day: the coming hour's forecast needs {floor}"
+            frozen = self.hold_all_day or self.in_rush(at)
+            if frozen and desired < seen.current:
+                desired, reason = seen.current, "wedding day: no scale-down around the rush"
         desired = max(self.min_replicas, min(self.max_replicas, desired))
         return Decision(desired, reason)
