@@ -73,7 +73,7 @@ def main() -> None:
             "replica_rps_source": source,
             "utilisation_target": scenario.utilisation,
             "rush_minutes": scenario.rush_minutes,
-        },  # fmt: skip
+        },
         "simulation_seconds": round(elapsed, 1),
         "plot": str(plot.name),
         "versions": versions("numpy", "scipy", "matplotlib"),
