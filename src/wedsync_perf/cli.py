@@ -106,8 +106,10 @@ def top(
 
 def _register_plugins() -> None:
     from wedsync_perf.monitoring.commands import register
+    from wedsync_perf.scaling.commands import register as register_scaling
 
-    register(app)  # the library's own monitoring commands
+    register(app)  # the library's own monitoring and scaling commands
+    register_scaling(app)
     for entry in entry_points(group="wedsync_perf.commands"):
         register = entry.load()
         register(app)
