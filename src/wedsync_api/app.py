@@ -28,6 +28,7 @@ from wedsync_perf.database.replicas import ReplicaRouter, WritePositions
 from wedsync_perf.monitoring import MonitoringMiddleware
 from wedsync_perf.monitoring.alerts import ThresholdRule, windowed_ratio
 from wedsync_perf.monitoring.monitor import Monitor
+from wedsync_perf.scaling.admission import AdaptiveLimit, AdmissionController, AdmissionMiddleware
 from wedsync_perf.settings import PerfSettings, load_settings
 
 __all__ = ["create_app"]
@@ -143,6 +144,12 @@ def create_app(
         app.add_route(path, endpoint, include_in_schema=False)  # type: ignore[arg-type]
     if settings.inject == "slow-timeline":  # demos only: measured like any slowness
         app.add_middleware(SlowTimeline, delay_s=0.25)
+    if settings.admission:  # inside monitoring, so a shed request is measured as a 503
+        admission = AdmissionController(
+            limit=AdaptiveLimit(initial=settings.admission_initial_limit, max_limit=10_000)
+        )
+        app.add_middleware(AdmissionMiddleware, controller=admission)
+        monitor.add_section("admission", admission.report)
     # Outermost user middleware: it times everything below it, auth included. Probes
     # and the monitoring endpoints are not measured.
     app.add_middleware(

@@ -69,6 +69,12 @@ class ApiSettings(BaseSettings):
         "",
         description="Comma-separated wedding days (YYYY-MM-DD) to warm before serving.",
     )
+    admission: bool = Field(
+        True, description="Priority admission control: shed bulk, then standard, under overload."
+    )
+    admission_initial_limit: int = Field(
+        64, ge=4, le=10_000, description="Starting in-flight limit (it adapts to latency)."
+    )
     inject: Literal["", "slow-timeline"] = Field(
         "",
         description="Fault injection for demos: slow-timeline adds 250 ms to every timeline"
