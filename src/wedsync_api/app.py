@@ -86,6 +86,9 @@ def create_app(
         app.state.authenticator = Authenticator(pool, settings.auth_cache_seconds)
         app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url, redis)
         monitor.start()
+        admission_control = getattr(app.state, "admission", None)
+        if admission_control is not None:
+            admission_control.watch_loop()
         await cache.start()
         for day in settings.warm_days:  # asked for explicitly: warm before serving
             from wedsync_api.warming import warm_day
@@ -108,6 +111,8 @@ def create_app(
             await cache.stop()
             await monitor.stop()
             await router.close()
+            if admission_control is not None:
+                await admission_control.stop()
             if redis is not None:
                 await redis.aclose()
             await pool.close()
@@ -150,6 +155,7 @@ def create_app(
         )
         app.add_middleware(AdmissionMiddleware, controller=admission)
         monitor.add_section("admission", admission.report)
+        app.state.admission = admission
     # Outermost user middleware: it times everything below it, auth included. Probes
     # and the monitoring endpoints are not measured.
     app.add_middleware(

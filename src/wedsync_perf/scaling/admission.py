@@ -12,10 +12,17 @@ priority *before* routing, and admits it only while the in-flight count is below
 class's share of the limit: bulk may use `bulk_share` of it, standard `standard_share`,
 critical all of it. A refused request gets 503 with `Retry-After` at once — never a
 wait in a queue it might not leave. Health probes are never shed.
+
+In one Python process, overload queues *before* the app: requests wait in the event
+loop, where no middleware sees them, and the in-app latency the limit learns from stays
+low. So the controller also watches event-loop lag (`watch_loop()`): while the loop runs
+more than `lag_shed_s` late, only critical requests are admitted — shedding is cheap
+(no database, no authentication), which is what drains the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import time
@@ -23,6 +30,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from wedsync_perf.background import BackgroundLoop
 from wedsync_perf.priorities import PriorityClass, priority_table
 
 __all__ = ["AdaptiveLimit", "AdmissionController", "AdmissionMiddleware"]
@@ -95,6 +103,8 @@ class AdmissionController:
         standard_share: float = 0.85,
         exempt_paths: frozenset[str] = frozenset({"/health/live", "/health/ready"}),
         retry_after_s: int = 1,
+        lag_shed_s: float = 0.05,
+        lag_interval_s: float = 0.02,
     ) -> None:
         if not 0 < bulk_share <= standard_share <= 1:
             raise ValueError("need 0 < bulk_share <= standard_share <= 1")
@@ -105,7 +115,27 @@ class AdmissionController:
         self.retry_after = str(retry_after_s).encode()
         self.in_flight = 0
         self.counters = _Counters()
+        self.lag_shed_s = lag_shed_s
+        self.lag_interval_s = lag_interval_s
+        self.loop_lag_s = 0.0
         self._routes: list[tuple[str, re.Pattern[str], PriorityClass]] | None = None
+        self._watcher = BackgroundLoop(self._watch, "wedsync-perf-loop-lag")
+
+    def watch_loop(self) -> None:
+        """Start measuring event-loop lag (call from the running loop, e.g. at startup)."""
+        self._watcher.start()
+
+    async def stop(self) -> None:
+        await self._watcher.stop()
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            expected = loop.time() + self.lag_interval_s
+            await asyncio.sleep(self.lag_interval_s)
+            late = max(0.0, loop.time() - expected)
+            # Rise at once, fall gently: one quick tick must not reopen the doors.
+            self.loop_lag_s = late if late > self.loop_lag_s else 0.8 * self.loop_lag_s + 0.2 * late
 
     def classify(self, scope: Scope, routes: Any) -> PriorityClass:
         """The declared priority of the route `scope` will reach (before routing)."""
@@ -123,12 +153,15 @@ class AdmissionController:
         return PriorityClass.STANDARD
 
     def admits(self, priority: PriorityClass) -> bool:
+        if self.loop_lag_s > self.lag_shed_s and priority is not PriorityClass.CRITICAL:
+            return False
         return self.in_flight < self.limit.limit * self.shares[priority]
 
     def report(self) -> dict[str, Any]:
         return {
             "limit": round(self.limit.limit, 1),
             "in_flight": self.in_flight,
+            "loop_lag_ms": round(self.loop_lag_s * 1000, 2),
             "admitted": {p.value: n for p, n in self.counters.admitted.items()},
             "rejected": {p.value: n for p, n in self.counters.rejected.items()},
         }
