@@ -126,6 +126,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.monitor = monitor
+    app.state.data_dir = perf.data_dir if perf.data_dir.exists() else perf.data_dir.parent
     app.state.cache = cache
     app.state.queries = QueryTracker()
     monitor.add_section("queries", app.state.queries.report)  # per-route queries, N+1

@@ -83,3 +83,24 @@ async def test_bulk_is_shed_first_then_standard_and_critical_keeps_its_room() ->
     assert report["rejected"] == {"critical": 1, "standard": 1, "bulk": 1}
     assert report["admitted"] == {"critical": 2, "standard": 3, "bulk": 5}
     assert controller.in_flight == 0
+
+
+def test_a_late_event_loop_admits_only_critical_work() -> None:
+    controller = AdmissionController(limit=AdaptiveLimit(initial=100), lag_shed_s=0.05)
+    assert controller.admits(PriorityClass.BULK)
+    controller.loop_lag_s = 0.2  # every recent tick 200 ms late: the loop is overloaded
+    assert not controller.admits(PriorityClass.BULK)
+    assert not controller.admits(PriorityClass.STANDARD)
+    assert controller.admits(PriorityClass.CRITICAL)
+    assert controller.report()["loop_lag_ms"] == 200.0
+
+
+def test_one_stall_is_not_overload_but_a_sustained_lag_is() -> None:
+    controller = AdmissionController(lag_shed_s=0.05)
+    for late in (0.001, 0.002, 4.0, 0.001, 0.002):  # one 4 s stall among quick ticks
+        controller.record_tick(late)
+    assert controller.loop_lag_s < controller.lag_shed_s
+    for late in (0.3, 0.2, 0.4, 0.25, 0.3):  # every tick late: overloaded
+        controller.record_tick(late)
+    assert controller.loop_lag_s == 0.2
+    assert not controller.admits(PriorityClass.STANDARD)

@@ -2,7 +2,12 @@
 (draft-inadarei-api-health-check, `application/health+json`).
 
 `/health/live` touches no dependency: a database blip must not restart every pod.
-`/health/ready` runs each dependency check concurrently under its own timeout.
+`/health/ready` runs each check concurrently under its own timeout. A *shared*
+dependency (PostgreSQL, Redis) that fails makes the answer `warn`, not `fail`: every
+instance sees the same outage, and pulling them all out of the balancer at once turns a
+degraded service into none (cached reads still answer, writes get a fast 503 with
+Retry-After). Only faults of this instance fail it: its pool saturated with requests
+waiting, its event loop running late, its memory or disk nearly full.
 """
 
 from __future__ import annotations
@@ -36,14 +41,15 @@ async def live() -> JSONResponse:
 
 
 async def _timed(name: str, check: Callable[[], Awaitable[object]]) -> tuple[str, dict[str, Any]]:
+    """A shared dependency: a failure is `warn` (see the module docstring)."""
     started = time.perf_counter()
     try:
         await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
         status, output = "pass", None
     except TimeoutError:
-        status, output = "fail", f"no answer within {CHECK_TIMEOUT_S:g} s"
-    except Exception as exc:  # any failure of the dependency means "not ready"
-        status, output = "fail", type(exc).__name__
+        status, output = "warn", f"no answer within {CHECK_TIMEOUT_S:g} s"
+    except Exception as exc:  # unreachable: degraded, but not this instance's fault
+        status, output = "warn", type(exc).__name__
     result: dict[str, Any] = {
         "componentType": "datastore",
         "status": status,
@@ -63,6 +69,38 @@ async def ready(request: Request) -> JSONResponse:
     ]
     if state.redis is not None:
         checks.append(_timed("redis:responseTime", state.redis.ping))
-    results = await asyncio.gather(*checks)
-    status = "fail" if any(r["status"] == "fail" for _, r in results) else "pass"
+    results = list(await asyncio.gather(*checks))
+    results += _local_checks(state)
+    statuses = {r["status"] for _, r in results}
+    status = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
     return _health(status, {name: [result] for name, result in results})
+
+
+def _level(value: float, warn: float, fail: float) -> str:
+    return "fail" if value >= fail else "warn" if value >= warn else "pass"
+
+
+def _local_checks(state: Any) -> list[tuple[str, dict[str, Any]]]:
+    """This instance's own health: pool, event loop, memory, disk (no I/O to wait on)."""
+    import psutil
+
+    pool = state.pool
+    saturated = pool.in_use >= pool.size and sum(pool.waiting().values()) > 0
+    checks = [("pool:utilization", {
+        "componentType": "component", "observedValue": round(pool.in_use / pool.size, 3),
+        "observedUnit": "ratio", "status": "fail" if saturated else "pass"})]  # fmt: skip
+    admission = getattr(state, "admission", None)
+    if admission is not None:
+        lag = admission.loop_lag_s
+        checks.append(("eventloop:lag", {
+            "componentType": "component", "observedValue": round(lag * 1000, 2),
+            "observedUnit": "ms", "status": _level(lag, 0.1, 0.5)}))  # fmt: skip
+    memory = psutil.virtual_memory().percent / 100
+    checks.append(("memory:utilization", {
+        "componentType": "system", "observedValue": round(memory, 3), "observedUnit": "ratio",
+        "status": _level(memory, 0.9, 0.98)}))  # fmt: skip
+    disk = psutil.disk_usage(str(state.data_dir)).percent / 100
+    checks.append(("disk:utilization", {
+        "componentType": "system", "observedValue": round(disk, 3), "observedUnit": "ratio",
+        "status": _level(disk, 0.9, 0.98)}))  # fmt: skip
+    return checks

@@ -11,9 +11,10 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -65,6 +66,8 @@ class Monitor:
             settings.season_start_month, settings.season_end_month
         )
         self.registry.register(_RegimeCollector(self))  # reads the calendar: after it
+        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, memory, fds
+        self.registry.register(_HostCollector(settings.data_dir))
         self._sections: dict[str, Callable[[], Any]] = {}
         self.store: FleetStore | None = None
         self.publisher: FleetPublisher | None = None
@@ -215,3 +218,24 @@ class _RegimeCollector(Collector):
         for regime in Regime:
             gauge.add_metric([regime.value], 1.0 if regime is current else 0.0)
         yield gauge
+
+
+class _HostCollector(Collector):
+    """The host this instance runs on (psutil): CPU, memory and the data folder's disk,
+    as ratios — for the health checks' thresholds and for capacity planning."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+
+    def collect(self) -> Iterable[Metric]:
+        import psutil
+
+        folder = self.data_dir if self.data_dir.exists() else self.data_dir.parent
+        for name, help_text, value in (
+            ("wedsync_host_cpu_ratio", "Host CPU in use since the last scrape (0–1).",
+             psutil.cpu_percent(interval=None) / 100),
+            ("wedsync_host_memory_ratio", "Host memory in use (0–1).", psutil.virtual_memory().percent / 100),
+            ("wedsync_host_disk_ratio", "Disk in use where the data folder lives (0–1).",
+             psutil.disk_usage(str(folder)).percent / 100 if folder.exists() else 0.0),
+        ):  # fmt: skip
+            yield GaugeMetricFamily(name, help_text, value=value)

@@ -16,7 +16,8 @@ wait in a queue it might not leave. Health probes are never shed.
 In one Python process, overload queues *before* the app: requests wait in the event
 loop, where no middleware sees them, and the in-app latency the limit learns from stays
 low. So the controller also watches event-loop lag (`watch_loop()`): while the loop runs
-more than `lag_shed_s` late, only critical requests are admitted — shedding is cheap
+more than `lag_shed_s` late (on each of the last five 20 ms ticks: sustained, not one
+stall), only critical requests are admitted — shedding is cheap
 (no database, no authentication), which is what drains the loop.
 """
 
@@ -26,6 +27,7 @@ import asyncio
 import math
 import re
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,6 +120,7 @@ class AdmissionController:
         self.lag_shed_s = lag_shed_s
         self.lag_interval_s = lag_interval_s
         self.loop_lag_s = 0.0
+        self._recent: deque[float] = deque(maxlen=5)
         self._routes: list[tuple[str, re.Pattern[str], PriorityClass]] | None = None
         self._watcher = BackgroundLoop(self._watch, "wedsync-perf-loop-lag")
 
@@ -133,9 +136,14 @@ class AdmissionController:
         while True:
             expected = loop.time() + self.lag_interval_s
             await asyncio.sleep(self.lag_interval_s)
-            late = max(0.0, loop.time() - expected)
-            # Rise at once, fall gently: one quick tick must not reopen the doors.
-            self.loop_lag_s = late if late > self.loop_lag_s else 0.8 * self.loop_lag_s + 0.2 * late
+            self.record_tick(loop.time() - expected)
+
+    def record_tick(self, late_s: float) -> None:
+        """One watcher tick's lateness. The lag is the least late of the last 5 ticks:
+        overload makes every tick late; one stall (a slow synchronous call, a GC pause)
+        makes one tick late, not five."""
+        self._recent.append(max(0.0, late_s))
+        self.loop_lag_s = min(self._recent)
 
     def classify(self, scope: Scope, routes: Any) -> PriorityClass:
         """The declared priority of the route `scope` will reach (before routing)."""
