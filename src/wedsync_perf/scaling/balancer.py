@@ -1,0 +1,202 @@
+"""Client-side load balancing for calls to upstreams (vendor systems, internal
+services), as an httpx transport: `httpx.AsyncClient(transport=BalancedTransport(...))`.
+
+* **Choice**: power of two choices over peak-EWMA latency (Finagle/Linkerd: cost =
+  EWMA RTT × (pending + 1); a slower sample replaces the estimate at once, faster ones
+  decay in over `decay_s`). Round robin and least-request are there for comparison.
+* **Outlier ejection** (Envoy's defaults): 5 consecutive 5xx or connection failures
+  eject a host for 30 s × the times it was ejected (at most 300 s), never more than
+  10 % of hosts (at least one).
+* **Failures count as slow** (`failure_penalty_s`): a fast 500 would otherwise make a
+  broken host look like the best one.
+* **Retry budget** (Linkerd/Envoy): a failed attempt is retried on another host only
+  while retries stay under 20 % of requests over the last 10 s, plus 3 per second —
+  so when every backend fails, the load does not triple.
+
+A request's URL names the service (any host); the transport replaces scheme, host and
+port with the chosen backend's.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import httpx
+
+__all__ = ["Backend", "BalancedTransport", "RetryBudget"]
+
+Policy = Literal["p2c_ewma", "round_robin", "least_request"]
+
+
+@dataclass
+class Backend:
+    url: httpx.URL
+    ewma_s: float = 0.1  # before any sample: a guess, so an unknown host is not "free"
+    last_sample: float = 0.0
+    pending: int = 0
+    consecutive_failures: int = 0
+    ejections: int = 0
+    ejected_until: float = 0.0
+
+    def cost(self, now: float, decay_s: float) -> float:
+        return self.ewma_s * (self.pending + 1)
+
+    def observe(self, rtt_s: float, now: float, decay_s: float) -> None:
+        if rtt_s > self.ewma_s or self.last_sample == 0.0:
+            self.ewma_s = rtt_s  # peak: a slow answer counts at once
+        else:
+            weight = math.exp(-(now - self.last_sample) / decay_s)
+            self.ewma_s = self.ewma_s * weight + rtt_s * (1 - weight)
+        self.last_sample = now
+
+
+@dataclass
+class RetryBudget:
+    ratio: float = 0.2
+    min_per_s: float = 3.0
+    window_s: float = 10.0
+    _requests: deque[float] = field(default_factory=deque)
+    _retries: deque[float] = field(default_factory=deque)
+
+    def _trim(self, now: float) -> None:
+        for queue in (self._requests, self._retries):
+            while queue and now - queue[0] > self.window_s:
+                queue.popleft()
+
+    def request(self, now: float) -> None:
+        self._requests.append(now)
+
+    def try_retry(self, now: float) -> bool:
+        self._trim(now)
+        allowed = self.ratio * len(self._requests) + self.min_per_s * self.window_s
+        if len(self._retries) < allowed:
+            self._retries.append(now)
+            return True
+        return False
+
+
+class BalancedTransport(httpx.AsyncBaseTransport):
+    def __init__(
+        self,
+        backends: Sequence[str],
+        *,
+        policy: Policy = "p2c_ewma",
+        decay_s: float = 10.0,
+        eject_after: int = 5,
+        base_ejection_s: float = 30.0,
+        max_ejection_s: float = 300.0,
+        max_ejected_share: float = 0.1,
+        max_attempts: int = 2,
+        failure_penalty_s: float = 1.0,
+        budget: RetryBudget | None = None,
+        seed: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        inner: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not backends:
+            raise ValueError("need at least one backend")
+        self.backends = [Backend(httpx.URL(u)) for u in backends]
+        self.policy = policy
+        self.decay_s = decay_s
+        self.eject_after = eject_after
+        self.base_ejection_s = base_ejection_s
+        self.max_ejection_s = max_ejection_s
+        self.max_ejected = max(1, int(len(self.backends) * max_ejected_share))
+        self.max_attempts = max_attempts
+        self.failure_penalty_s = failure_penalty_s
+        self.budget = budget or RetryBudget()
+        self.clock = clock
+        self.inner = inner or httpx.AsyncHTTPTransport()
+        self._rng = random.Random(seed)
+        self._next = 0
+        self.retries = 0
+        self.requests = 0
+
+    # -- choice --------------------------------------------------------------------
+
+    def _available(self, now: float, avoid: Backend | None) -> list[Backend]:
+        live = [b for b in self.backends if b.ejected_until <= now and b is not avoid]
+        return live or [b for b in self.backends if b is not avoid] or self.backends
+
+    def pick(self, avoid: Backend | None = None) -> Backend:
+        now = self.clock()
+        candidates = self._available(now, avoid)
+        if self.policy == "round_robin":
+            self._next = (self._next + 1) % len(candidates)
+            return candidates[self._next]
+        if self.policy == "least_request":
+            a, b = self._two(candidates)
+            return a if a.pending <= b.pending else b
+        a, b = self._two(candidates)
+        return a if a.cost(now, self.decay_s) <= b.cost(now, self.decay_s) else b
+
+    def _two(self, candidates: list[Backend]) -> tuple[Backend, Backend]:
+        if len(candidates) == 1:
+            return candidates[0], candidates[0]
+        a, b = self._rng.sample(candidates, 2)
+        return a, b
+
+    # -- outcome -------------------------------------------------------------------
+
+    def _record(self, backend: Backend, rtt_s: float, failed: bool) -> None:
+        now = self.clock()
+        # A failure counts as a slow answer: a host that fails fast must not look like
+        # the fastest one and draw the traffic.
+        backend.observe(max(rtt_s, self.failure_penalty_s) if failed else rtt_s, now, self.decay_s)
+        if not failed:
+            backend.consecutive_failures = 0
+            return
+        backend.consecutive_failures += 1
+        ejected_now = sum(1 for b in self.backends if b.ejected_until > now)
+        if backend.consecutive_failures >= self.eject_after and ejected_now < self.max_ejected:
+            backend.ejections += 1
+            backend.ejected_until = now + min(
+                self.max_ejection_s, self.base_ejection_s * backend.ejections
+            )
+            backend.consecutive_failures = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        self.budget.request(self.clock())
+        tried: Backend | None = None
+        attempt = 0
+        while True:
+            backend = self.pick(avoid=tried)
+            tried = backend
+            request.url = request.url.copy_with(
+                scheme=backend.url.scheme, host=backend.url.host, port=backend.url.port
+            )
+            backend.pending += 1
+            started = self.clock()
+            response: httpx.Response | None = None
+            error: httpx.TransportError | None = None
+            try:
+                response = await self.inner.handle_async_request(request)
+            except httpx.TransportError as exc:
+                error = exc
+            finally:
+                backend.pending -= 1
+            failed = error is not None or (response is not None and response.status_code >= 500)
+            self._record(backend, self.clock() - started, failed)
+            attempt += 1
+            if (
+                not failed
+                or attempt >= self.max_attempts
+                or not self.budget.try_retry(self.clock())
+            ):
+                if error is not None:
+                    raise error
+                assert response is not None
+                return response
+            self.retries += 1
+            if response is not None:
+                await response.aclose()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
