@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import machine, versions, write_result
 from wedsync_perf.scaling.balancer import BalancedTransport
-from wedsync_perf.testing import free_port
+from wedsync_perf.testing import free_port, http_handler
 
 BACKENDS = 11
 RPS = 150
@@ -42,28 +42,18 @@ async def serve(ports: list[int], mode: str) -> None:
     rng = random.Random(1)
 
     def handler_for(index: int):  # type: ignore[no-untyped-def]
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                while True:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    if not head:
-                        break
-                    elapsed = time.monotonic() - started
-                    delay = rng.lognormvariate(np.log(0.02), 0.3)
-                    status = b"200 OK"
-                    if mode == "all_fail" or (index == 1 and int(elapsed // 5) % 2 == 1):
-                        status, delay = b"500 Internal Server Error", 0.005
-                    elif index == 0 and elapsed < SECONDS / 2 + 2:
-                        delay = 2.0
-                    await asyncio.sleep(delay)
-                    writer.write(b"HTTP/1.1 " + status + b"\r\ncontent-length: 2\r\n\r\nok")
-                    await writer.drain()
-            except (asyncio.IncompleteReadError, ConnectionError):
-                pass
-            finally:
-                writer.close()
+        async def respond(method: str, path: str) -> tuple[str, bytes]:
+            elapsed = time.monotonic() - started
+            delay = rng.lognormvariate(np.log(0.02), 0.3)
+            status = "200 OK"
+            if mode == "all_fail" or (index == 1 and int(elapsed // 5) % 2 == 1):
+                status, delay = "500 Internal Server Error", 0.005
+            elif index == 0 and elapsed < SECONDS / 2 + 2:
+                delay = 2.0
+            await asyncio.sleep(delay)
+            return status, b"ok"
 
-        return handle
+        return http_handler(respond)
 
     servers = [
         await asyncio.start_server(handler_for(i), "127.0.0.1", p) for i, p in enumerate(ports)

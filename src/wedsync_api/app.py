@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 import redis.asyncio as redis_asyncio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -29,6 +30,7 @@ from wedsync_perf.monitoring import MonitoringMiddleware
 from wedsync_perf.monitoring.alerts import ThresholdRule, windowed_ratio
 from wedsync_perf.monitoring.monitor import Monitor
 from wedsync_perf.scaling.admission import AdaptiveLimit, AdmissionController, AdmissionMiddleware
+from wedsync_perf.scaling.balancer import BalancedTransport
 from wedsync_perf.settings import PerfSettings, load_settings
 
 __all__ = ["create_app"]
@@ -81,6 +83,13 @@ def create_app(
         if settings.replicas:
             monitor.add_section("replicas", router.report)
         monitor.add_section("pool", lambda: _pool_figures(pool))
+        vendors_client = None
+        if settings.vendor_urls:  # vendor systems behind the balancer (ejection, budget)
+            transport = BalancedTransport(settings.vendor_urls)
+            vendors_client = httpx.AsyncClient(
+                transport=transport, timeout=settings.vendor_deadline_ms / 1000
+            )
+            app.state.vendors_client = vendors_client
         _add_alert_rules(monitor, pool, router, cache)
         app.state.redis = redis
         app.state.authenticator = Authenticator(pool, settings.auth_cache_seconds)
@@ -111,6 +120,8 @@ def create_app(
             await cache.stop()
             await monitor.stop()
             await router.close()
+            if vendors_client is not None:
+                await vendors_client.aclose()
             if admission_control is not None:
                 await admission_control.stop()
             if redis is not None:

@@ -75,6 +75,14 @@ class ApiSettings(BaseSettings):
     admission_initial_limit: int = Field(
         64, ge=4, le=10_000, description="Starting in-flight limit (it adapts to latency)."
     )
+    vendor_systems: str = Field(
+        "",
+        description="Comma-separated base URLs of the vendor-integration gateway's replicas;"
+        " set, /weddings/{id}/vendors/live asks each vendor's system for its status.",
+    )
+    vendor_deadline_ms: float = Field(
+        800, gt=0, le=10_000, description="One deadline for all vendors."
+    )
     inject: Literal["", "slow-timeline"] = Field(
         "",
         description="Fault injection for demos: slow-timeline adds 250 ms to every timeline"
@@ -111,6 +119,10 @@ class ApiSettings(BaseSettings):
     @property
     def replicas(self) -> list[str]:
         return _split(self.replica_urls)
+
+    @property
+    def vendor_urls(self) -> list[str]:
+        return _split(self.vendor_systems)
 
     @field_validator("pool_reserved_critical")
     @classmethod

@@ -23,6 +23,7 @@ __all__ = [
     "RedisProcess",
     "call_asgi",
     "free_port",
+    "http_handler",
     "postgres_server_url",
     "redis_server_url",
     "synthetic_window",
@@ -216,3 +217,28 @@ async def wait_for_http(client: Any, path: str, timeout_s: float = 60.0) -> None
             except httpx.HTTPError:
                 pass  # not listening yet
             await asyncio.sleep(0.1)
+
+
+def http_handler(
+    respond: Callable[[str, str], Awaitable[tuple[str, bytes]]],
+) -> Callable[[Any, Any], Awaitable[None]]:
+    """A connection handler for `asyncio.start_server`: a minimal HTTP/1.1 upstream
+    (keep-alive, JSON bodies) whose answer `respond(method, path)` decides — a real
+    socket for balancer and fan-out tests and benchmarks, not a mock transport."""
+    import asyncio
+
+    async def handle(reader: Any, writer: Any) -> None:
+        try:
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+                method, path = head.split(" ", 2)[:2]
+                status, body = await respond(method, path)
+                writer.write(f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
+                             f"content-length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    return handle

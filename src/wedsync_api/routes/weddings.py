@@ -3,7 +3,10 @@ supplier on site opens, and what must stay fast on a Saturday."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, Response
 
 from wedsync_api.caching import invalidate, serve
 from wedsync_api.deps import Conn, CurrentTenant, ResourceId, not_found
@@ -25,6 +28,7 @@ from wedsync_api.reads import (
     wedding_read,
 )
 from wedsync_perf.priorities import PriorityClass, declare
+from wedsync_perf.scaling.fanout import fan_out
 
 router = APIRouter(prefix="/weddings", tags=["weddings"])
 STANDARD = declare(PriorityClass.STANDARD)
@@ -55,6 +59,43 @@ async def get_vendors(
 ) -> Response:
     load = lambda: load_vendors(conn, tenant.id, wedding_id)  # noqa: E731
     return await serve(request, tenant.id, vendors_read(wedding_id), load)
+
+
+@router.get("/{wedding_id}/vendors/live", openapi_extra=CRITICAL)
+async def live_vendor_status(
+    request: Request, wedding_id: ResourceId, tenant: CurrentTenant, conn: Conn
+) -> dict[str, Any]:
+    """Each vendor's own system, asked at once under one deadline (a slow one hedged
+    once): whatever answered, with a status per vendor — the day-of list never waits on
+    the slowest florist."""
+    vendors_client = getattr(request.app.state, "vendors_client", None)
+    if vendors_client is None:
+        raise HTTPException(404, "no vendor systems configured (WEDSYNC_API_VENDOR_SYSTEMS)")
+    listed = await load_vendors(conn, tenant.id, wedding_id)
+    settings = request.app.state.settings
+    deadline = settings.vendor_deadline_ms / 1000
+
+    def ask(supplier_id: int) -> Callable[[], Awaitable[Any]]:
+        async def call() -> Any:
+            response = await vendors_client.get(f"http://vendors/status/{supplier_id}")
+            response.raise_for_status()
+            return response.json()
+
+        return call
+
+    result = await fan_out(
+        {str(v.supplier_id): ask(v.supplier_id) for v in listed.vendors},
+        deadline_s=deadline,
+        hedge_after_s=deadline / 4,
+    )
+    return {
+        "wedding_id": wedding_id,
+        "complete": result.complete,
+        "vendors": {
+            supplier: {"status": o.status, "detail": o.value, "hedged": o.hedged}
+            for supplier, o in result.outcomes.items()
+        },
+    }
 
 
 @router.post(

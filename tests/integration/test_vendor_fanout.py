@@ -1,0 +1,69 @@
+"""The wedding-day vendor route asks simulated vendor systems (real local HTTP servers)
+through the balancer and the fan-out: a broken gateway replica is routed around, a
+vendor that never answers is reported as a timeout, the rest answer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from tests.conftest import api_settings, key_for, running
+from wedsync_api.app import create_app
+from wedsync_perf.testing import http_handler
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def vendor_gateways() -> AsyncIterator[list[str]]:
+    never = asyncio.Event()
+
+    def handler(broken: bool):  # type: ignore[no-untyped-def]
+        async def respond(method: str, path: str) -> tuple[str, bytes]:
+            supplier = int(path.rsplit("/", 1)[1])
+            if broken:
+                return "500 Internal Server Error", b"{}"
+            if supplier % 3 == 0:
+                await never.wait()  # this vendor's own system hangs
+            return "200 OK", json.dumps({"supplier": supplier, "eta": "on site"}).encode()
+
+        return http_handler(respond)
+
+    servers = [await asyncio.start_server(handler(i == 0), "127.0.0.1", 0) for i in range(3)]
+    yield [f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}" for s in servers]
+    never.set()
+    for server in servers:
+        server.close()
+
+
+async def test_live_vendor_status_is_partial_not_failed(
+    seeded_dsn: str, vendor_gateways: list[str]
+) -> None:
+    conn = await asyncpg.connect(seeded_dsn)
+    wedding = await conn.fetchval(
+        "SELECT wedding_id FROM wedding_suppliers WHERE tenant_id = 1 GROUP BY wedding_id"
+        " HAVING count(*) FILTER (WHERE supplier_id % 3 = 0) > 0"
+        " AND count(*) FILTER (WHERE supplier_id % 3 <> 0) > 0 LIMIT 1"
+    )
+    await conn.close()
+    settings = api_settings(vendor_systems=",".join(vendor_gateways), vendor_deadline_ms=300)
+    async with running(create_app(settings, dsn=seeded_dsn)) as client:
+        answer = await client.get(f"/weddings/{wedding}/vendors/live", headers=key_for(1))
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["complete"] is False
+        statuses = {int(k): v["status"] for k, v in body["vendors"].items()}
+        assert all(s == "timeout" for k, s in statuses.items() if k % 3 == 0)
+        assert all(
+            s == "ok" for k, s in statuses.items() if k % 3 != 0
+        )  # the broken replica was retried
+        assert "127.0.0.1" not in answer.text
+    off = create_app(api_settings(), dsn=seeded_dsn)
+    async with running(off) as client:
+        assert (
+            await client.get(f"/weddings/{wedding}/vendors/live", headers=key_for(1))
+        ).status_code == 404
