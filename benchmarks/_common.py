@@ -7,6 +7,8 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -63,3 +65,52 @@ def write_result(name: str, figures: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     return path
+
+
+@asynccontextmanager
+async def seeded_wedding_saturday(
+    prefix: str, scale: float, seed_value: int = 11
+) -> AsyncIterator[tuple[str, Any]]:
+    """A throw-away seeded database and the wedding-Saturday workload drawn from it."""
+    import asyncpg
+
+    from wedsync_api.db import migrate
+    from wedsync_api.seed import SeedPlan, seed
+    from wedsync_api.workload import WeddingSaturday
+    from wedsync_perf.testing import temporary_database
+
+    async with temporary_database(server_url(), prefix=prefix) as dsn:
+        await migrate(dsn)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await seed(conn, SeedPlan(scale=scale, seed=seed_value))
+            workload = await WeddingSaturday.from_database(conn, seed_value)
+        finally:
+            await conn.close()
+        yield dsn, workload
+
+
+@asynccontextmanager
+async def api_server(dsn: str, env: dict[str, str], token: str) -> AsyncIterator[Any]:
+    """One reference-API worker in its own process (rate limit lifted), and an httpx
+    client with room for a thousand connections to it; the server stops afterwards."""
+    import asyncio
+
+    import httpx
+
+    from wedsync_api.cli import _start_server, _wait_ready
+    from wedsync_perf.testing import free_port
+
+    port = free_port()
+    env = {"WEDSYNC_API_RATE_LIMIT": "100000000/minute", **env}
+    server = _start_server(dsn, "127.0.0.1", port, 1, token, extra_env=env)
+    try:
+        await asyncio.to_thread(_wait_ready, f"http://127.0.0.1:{port}", server)
+        limits = httpx.Limits(max_connections=1024, max_keepalive_connections=1024)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=10
+        ) as client:
+            yield client
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

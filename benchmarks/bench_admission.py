@@ -20,20 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import machine, server_url, versions, write_result
-from wedsync_api.cli import _start_server, _wait_ready
-from wedsync_api.db import migrate
-from wedsync_api.seed import SeedPlan, seed
-from wedsync_api.workload import WeddingSaturday
+from benchmarks._common import api_server, machine, seeded_wedding_saturday, versions, write_result
 from wedsync_perf.calendar import Regime
 from wedsync_perf.loadgen.driver import closed_loop, drive
 from wedsync_perf.loadgen.stats import LoadStats
-from wedsync_perf.testing import free_port, temporary_database
 from wedsync_perf.traffic import MIX_BY_REGIME
 
 SECONDS = 12.0
@@ -41,22 +35,9 @@ OVERLOAD = 3.0
 
 
 async def run_server(dsn: str, admission: bool, body: Any) -> Any:
-    port = free_port()
-    env = {
-        "WEDSYNC_API_RATE_LIMIT": "100000000/minute",
-        "WEDSYNC_API_ADMISSION": str(admission).lower(),
-    }
-    server = _start_server(dsn, "127.0.0.1", port, 1, secrets.token_urlsafe(8), extra_env=env)
-    try:
-        await asyncio.to_thread(_wait_ready, f"http://127.0.0.1:{port}", server)
-        limits = httpx.Limits(max_connections=1024, max_keepalive_connections=1024)
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=10
-        ) as client:
-            return await body(client)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    env = {"WEDSYNC_API_ADMISSION": str(admission).lower()}
+    async with api_server(dsn, env, secrets.token_urlsafe(8)) as client:
+        return await body(client)
 
 
 def per_class(stats: LoadStats) -> dict[str, dict[str, float | None]]:
@@ -73,12 +54,7 @@ def per_class(stats: LoadStats) -> dict[str, dict[str, float | None]]:
 
 
 async def main() -> None:
-    async with temporary_database(server_url(), prefix="wedsync_bench_admission") as dsn:
-        await migrate(dsn)
-        conn = await asyncpg.connect(dsn)
-        await seed(conn, SeedPlan(scale=0.05, seed=11))
-        workload = await WeddingSaturday.from_database(conn, 11)
-        await conn.close()
+    async with seeded_wedding_saturday("wedsync_bench_admission", 0.05) as (dsn, workload):
         mix = MIX_BY_REGIME[Regime.WEDDING_DAY]
 
         async def capacity(client: httpx.AsyncClient) -> float:

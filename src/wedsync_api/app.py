@@ -161,7 +161,7 @@ def create_app(
         app.add_route(path, endpoint, include_in_schema=False)  # type: ignore[arg-type]
     if settings.inject == "slow-timeline":  # demos only: measured like any slowness
         app.add_middleware(SlowTimeline, delay_s=0.25)
-    if settings.admission:  # inside monitoring, so a shed request is measured as a 503
+    if settings.admission and settings.layer == "on":  # inside monitoring: sheds are measured
         admission = AdmissionController(
             limit=AdaptiveLimit(initial=settings.admission_initial_limit, max_limit=10_000)
         )
@@ -215,11 +215,12 @@ def _add_alert_rules(
 
 
 async def _laned(dsn: str, settings: ApiSettings) -> LanedPool:
+    lanes = settings.layer == "on"  # off: one shared pool, first come first served
     return LanedPool(
         await create_pool(dsn, settings),
         size=settings.pool_max_size,
-        reserved_critical=settings.pool_reserved_critical,
-        max_bulk=settings.pool_max_bulk,
+        reserved_critical=settings.pool_reserved_critical if lanes else 0,
+        max_bulk=settings.pool_max_bulk if lanes else settings.pool_max_size,
         acquire_timeout_s=settings.pool_acquire_timeout_ms / 1000,
         validate_idle_s=settings.pool_validate_idle_ms / 1000,
     )

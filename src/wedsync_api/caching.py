@@ -74,6 +74,9 @@ async def serve(
     """A route's response from the cache (counted as a cache hit by monitoring), with a
     strong ETag: a client that sends it back in If-None-Match gets a 304 — after
     authentication and rate limiting, like any other answer."""
+    if request.app.state.settings.layer == "off":  # the baseline: straight from the database
+        model = await load()
+        return Response(model.model_dump_json().encode(), media_type="application/json")
     cached = await fill(
         request.app.state.cache, tenant_id, read, load, lambda: mark_cache_hit(request.scope)
     )

@@ -69,6 +69,11 @@ class ApiSettings(BaseSettings):
         "",
         description="Comma-separated wedding days (YYYY-MM-DD) to warm before serving.",
     )
+    layer: Literal["on", "off"] = Field(
+        "on",
+        description="off: the same API without the performance layer's cache, pool lanes"
+        " and admission control (monitoring stays) — what bench-e2e compares against.",
+    )
     admission: bool = Field(
         True, description="Priority admission control: shed bulk, then standard, under overload."
     )
