@@ -74,7 +74,7 @@ async def test_bulk_is_shed_first_then_standard_and_critical_keeps_its_room() ->
     for _ in range(4):
         await asyncio.sleep(0)
     assert controller.in_flight == 10
-    assert status_of(await call_asgi(app, "GET", "/timeline")) == 503  # even critical at 100 %
+    assert status_of(await call_asgi(app, "GET", "/timeline")) == 503  # the hard cap (max_limit)
     assert status_of(await call_asgi(app, "GET", "/health/live")) == 200  # probes never shed
     release.set()
     results = await asyncio.gather(*held)
