@@ -71,6 +71,8 @@ pytest: $(STAMP) tools
 BENCH_STAMP := $(VENV)/.bench-stamp
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	@command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null 2>&1 \
+		|| echo "wrk could not be installed (Debian package wrk): bench-admission needs it"
 	touch $(BENCH_STAMP)
 
 bench: $(BENCHMARKS:%=bench-%)
