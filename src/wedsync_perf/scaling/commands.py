@@ -125,7 +125,8 @@ def decide(
         raise typer.BadParameter(
             "an ISO date-time like 2027-06-12T09:55", param_hint="--at"
         ) from None
-    autoscaler = WeddingAutoscaler(Forecaster(TrafficModel()), replica_rps * 0.7)
+    model = TrafficModel(base_rps=base_rps, per_wedding_rps=per_wedding_rps)
+    autoscaler = WeddingAutoscaler(Forecaster(model), replica_rps * 0.7)
     decision = autoscaler.decide(
         Observation(
             moment.timestamp(), current, current, rps, None, min(1.0, rps / (current * replica_rps))

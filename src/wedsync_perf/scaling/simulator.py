@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -306,9 +306,3 @@ def typical_saturday_floor(trace: Trace, service: ServiceModel, calendar: Weddin
     return (
         math.ceil((sum(peaks) / len(peaks) if peaks else 0.0) / (service.mu_rps * utilisation)) or 1
     )
-
-
-def simulate_all(
-    trace: Trace, policies: Sequence[Policy], service: ServiceModel, **kwargs: object
-) -> list[SimResult]:
-    return [simulate(trace, p, service, **kwargs) for p in policies]  # type: ignore[arg-type]
