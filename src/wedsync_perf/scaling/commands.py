@@ -113,6 +113,12 @@ def decide(
     live: Annotated[
         bool, typer.Option("--live", help="Really scale (default: the API server's dry run).")
     ] = False,
+    base_rps: Annotated[
+        float, typer.Option(min=0, help="Traffic model: off-season weekday req/s.")
+    ] = 20.0,
+    per_wedding_rps: Annotated[
+        float, typer.Option(min=0, help="Traffic model: req/s per booked wedding.")
+    ] = 0.05,
 ) -> None:
     """One decision of our policy for the given load and moment, with its reason;
     optionally sent to Kubernetes (dry-run unless --live)."""
