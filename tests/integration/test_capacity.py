@@ -49,3 +49,13 @@ async def test_simulate_and_manifests(tmp_path: Path, seeded_dsn: str) -> None:
     assert "cron" in (tmp_path / "keda-scaledobject.yaml").read_text()
     wrong = _run(["scale", "manifests", "--min-replicas", "9", "--max-replicas", "3"], seeded_dsn)
     assert wrong.returncode == 2
+    decided = _run(["scale", "decide", "--rps", "5000", "--current", "2", "--at", "2027-06-15T11:00"],
+                   seeded_dsn)  # fmt: skip
+    assert decided.returncode == 0, decided.stderr
+    assert "replicas — " in decided.stdout
+    assert (
+        _run(
+            ["scale", "decide", "--rps", "1", "--current", "2", "--at", "noon"], seeded_dsn
+        ).returncode
+        == 2
+    )
