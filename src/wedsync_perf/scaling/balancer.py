@@ -12,6 +12,11 @@ services), as an httpx transport: `httpx.AsyncClient(transport=BalancedTransport
 * **Retry budget** (Linkerd/Envoy): a failed attempt is retried on another host only
   while retries stay under 20 % of requests over the last 10 s, plus 3 per second —
   so when every backend fails, the load does not triple.
+* **Active health checks** (`check_health()`, or `start_health_checks()` in the
+  background): 3 failed probes take a host out, one good probe brings it back.
+* **Circuit breaker**: when half or more of the last 10 s of calls failed (at least 20),
+  calls fail at once with `CircuitOpen` for `open_s`; then one call is let through to
+  see whether the upstream is back.
 
 A request's URL names the service (any host); the transport replaces scheme, host and
 port with the chosen backend's.
@@ -19,6 +24,7 @@ port with the chosen backend's.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import time
@@ -29,7 +35,14 @@ from typing import Literal
 
 import httpx
 
-__all__ = ["Backend", "BalancedTransport", "RetryBudget"]
+from wedsync_perf.background import BackgroundLoop
+
+__all__ = ["Backend", "BalancedTransport", "CircuitOpen", "RetryBudget"]
+
+
+class CircuitOpen(httpx.TransportError):
+    """The upstream is failing: this call was not sent (try again after a while)."""
+
 
 Policy = Literal["p2c_ewma", "round_robin", "least_request"]
 
@@ -43,6 +56,8 @@ class Backend:
     consecutive_failures: int = 0
     ejections: int = 0
     ejected_until: float = 0.0
+    healthy: bool = True
+    failed_probes: int = 0
 
     def cost(self, now: float, decay_s: float) -> float:
         return self.ewma_s * (self.pending + 1)
@@ -98,6 +113,8 @@ class BalancedTransport(httpx.AsyncBaseTransport):
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         inner: httpx.AsyncBaseTransport | None = None,
+        health_path: str = "/health/live",
+        open_s: float = 5.0,
     ) -> None:
         if not backends:
             raise ValueError("need at least one backend")
@@ -117,11 +134,17 @@ class BalancedTransport(httpx.AsyncBaseTransport):
         self._next = 0
         self.retries = 0
         self.requests = 0
+        self.health_path = health_path
+        self.open_s = open_s
+        self._outcomes: deque[tuple[float, bool]] = deque()  # (time, failed), last 10 s
+        self._open_until = 0.0
+        self._probing = False
+        self._checker: BackgroundLoop | None = None
 
     # -- choice --------------------------------------------------------------------
 
     def _available(self, now: float, avoid: Backend | None) -> list[Backend]:
-        live = [b for b in self.backends if b.ejected_until <= now and b is not avoid]
+        live = [b for b in self.backends if b.healthy and b.ejected_until <= now and b is not avoid]
         return live or [b for b in self.backends if b is not avoid] or self.backends
 
     def pick(self, avoid: Backend | None = None) -> Backend:
@@ -144,8 +167,63 @@ class BalancedTransport(httpx.AsyncBaseTransport):
 
     # -- outcome -------------------------------------------------------------------
 
+    # -- circuit breaker ---------------------------------------------------------------
+
+    def _breaker_allows(self, now: float) -> bool:
+        if now < self._open_until:
+            return False
+        if self._open_until and not self._probing:
+            self._probing = True  # half-open: this one call tells whether it is back
+        elif self._open_until:
+            return False
+        return True
+
+    def _breaker_record(self, now: float, failed: bool) -> None:
+        if self._probing:
+            self._probing = False
+            self._open_until = now + self.open_s if failed else 0.0
+            self._outcomes.clear()
+            return
+        self._outcomes.append((now, failed))
+        while self._outcomes and now - self._outcomes[0][0] > 10.0:
+            self._outcomes.popleft()
+        failures = sum(1 for _, f in self._outcomes if f)
+        if len(self._outcomes) >= 20 and failures * 2 >= len(self._outcomes):
+            self._open_until = now + self.open_s
+
+    # -- active health checks --------------------------------------------------------
+
+    async def check_health(self, timeout_s: float = 1.0) -> None:
+        """Probe every backend once (`health_path`); 3 failures out, 1 success back in."""
+
+        async def probe(backend: Backend) -> None:
+            request = httpx.Request("GET", backend.url.copy_with(path=self.health_path),
+                                    extensions={"timeout": {"connect": timeout_s, "read": timeout_s,
+                                                            "write": timeout_s, "pool": timeout_s}})  # fmt: skip
+            try:
+                response = await self.inner.handle_async_request(request)
+                await response.aread()
+                ok = response.status_code < 500
+            except httpx.TransportError:
+                ok = False
+            backend.failed_probes = 0 if ok else backend.failed_probes + 1
+            backend.healthy = ok or (backend.healthy and backend.failed_probes < 3)
+
+        await asyncio.gather(*(probe(b) for b in self.backends))
+
+    def start_health_checks(self, interval_s: float = 5.0) -> None:
+        async def loop() -> None:
+            while True:
+                await self.check_health()
+                await asyncio.sleep(interval_s)
+
+        if self._checker is None:
+            self._checker = BackgroundLoop(loop, "wedsync-perf-balancer-health")
+            self._checker.start()
+
     def _record(self, backend: Backend, rtt_s: float, failed: bool) -> None:
         now = self.clock()
+        self._breaker_record(now, failed)
         # A failure counts as a slow answer: a host that fails fast must not look like
         # the fastest one and draw the traffic.
         backend.observe(max(rtt_s, self.failure_penalty_s) if failed else rtt_s, now, self.decay_s)
@@ -163,7 +241,10 @@ class BalancedTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests += 1
-        self.budget.request(self.clock())
+        now = self.clock()
+        if not self._breaker_allows(now):
+            raise CircuitOpen("the upstream is failing; calls are paused", request=request)
+        self.budget.request(now)
         tried: Backend | None = None
         attempt = 0
         while True:
@@ -199,4 +280,6 @@ class BalancedTransport(httpx.AsyncBaseTransport):
                 await response.aclose()
 
     async def aclose(self) -> None:
+        if self._checker is not None:
+            await self._checker.stop()
         await self.inner.aclose()
