@@ -88,7 +88,10 @@ async def test_bulk_is_shed_first_then_standard_and_critical_keeps_its_room() ->
 def test_a_late_event_loop_admits_only_critical_work() -> None:
     controller = AdmissionController(limit=AdaptiveLimit(initial=100), lag_shed_s=0.05)
     assert controller.admits(PriorityClass.BULK)
-    controller.loop_lag_s = 0.2  # every recent tick 200 ms late: the loop is overloaded
+    for _ in range(5):
+        controller.record_tick(0.2)  # every recent tick 200 ms late
+    assert controller.admits(PriorityClass.BULK)  # but nothing is piling up: a stall, not load
+    controller.in_flight = 8
     assert not controller.admits(PriorityClass.BULK)
     assert not controller.admits(PriorityClass.STANDARD)
     assert controller.admits(PriorityClass.CRITICAL)
@@ -96,11 +99,22 @@ def test_a_late_event_loop_admits_only_critical_work() -> None:
 
 
 def test_one_stall_is_not_overload_but_a_sustained_lag_is() -> None:
-    controller = AdmissionController(lag_shed_s=0.05)
+    controller = AdmissionController(limit=AdaptiveLimit(initial=100), lag_shed_s=0.05)
     for late in (0.001, 0.002, 4.0, 0.001, 0.002):  # one 4 s stall among quick ticks
         controller.record_tick(late)
     assert controller.loop_lag_s < controller.lag_shed_s
     for late in (0.3, 0.2, 0.4, 0.25, 0.3):  # every tick late: overloaded
         controller.record_tick(late)
     assert controller.loop_lag_s == 0.2
+    controller.in_flight = 20
     assert not controller.admits(PriorityClass.STANDARD)
+
+
+def test_a_stale_lag_figure_is_ignored() -> None:
+    controller = AdmissionController(limit=AdaptiveLimit(initial=100), lag_shed_s=0.05)
+    controller.in_flight = 20
+    for _ in range(5):
+        controller.record_tick(0.3)
+    assert not controller.admits(PriorityClass.BULK)
+    controller._last_tick -= 5  # no tick for five seconds: the watcher is not running here
+    assert controller.admits(PriorityClass.BULK)

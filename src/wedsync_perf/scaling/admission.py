@@ -18,7 +18,7 @@ In one Python process, overload queues *before* the app: requests wait in the ev
 loop, where no middleware sees them, and the in-app latency the limit learns from stays
 low. So the controller also watches event-loop lag (`watch_loop()`): while the loop runs
 more than `lag_shed_s` late (on each of the last five 20 ms ticks: sustained, not one
-stall), only critical requests are admitted — shedding is cheap
+stall) with `lag_min_in_flight` requests in flight, only critical requests are admitted — shedding is cheap
 (no database, no authentication), which is what drains the loop.
 """
 
@@ -108,6 +108,7 @@ class AdmissionController:
         retry_after_s: int = 1,
         lag_shed_s: float = 0.05,
         lag_interval_s: float = 0.02,
+        lag_min_in_flight: int = 8,
     ) -> None:
         if not 0 < bulk_share <= standard_share <= 1:
             raise ValueError("need 0 < bulk_share <= standard_share <= 1")
@@ -120,8 +121,10 @@ class AdmissionController:
         self.counters = _Counters()
         self.lag_shed_s = lag_shed_s
         self.lag_interval_s = lag_interval_s
+        self.lag_min_in_flight = lag_min_in_flight
         self.loop_lag_s = 0.0
         self._recent: deque[float] = deque(maxlen=5)
+        self._last_tick = 0.0
         self._routes: list[tuple[str, re.Pattern[str], PriorityClass]] | None = None
         self._watcher = BackgroundLoop(self._watch, "wedsync-perf-loop-lag")
 
@@ -145,6 +148,7 @@ class AdmissionController:
         makes one tick late, not five."""
         self._recent.append(max(0.0, late_s))
         self.loop_lag_s = min(self._recent)
+        self._last_tick = time.monotonic()
 
     def classify(self, scope: Scope, routes: Any) -> PriorityClass:
         """The declared priority of the route `scope` will reach (before routing)."""
@@ -161,10 +165,16 @@ class AdmissionController:
                 return priority
         return PriorityClass.STANDARD
 
+    def _lag_is_current(self) -> bool:
+        """A lag figure older than a second says nothing about now: an overloaded loop
+        still ticks (late), so silence means the watcher is not running on this loop."""
+        return time.monotonic() - self._last_tick < 1.0
+
     def admits(self, priority: PriorityClass) -> bool:
         if priority is PriorityClass.CRITICAL:
             return self.in_flight < self.limit.max_limit
-        if self.loop_lag_s > self.lag_shed_s:
+        overloaded = self.in_flight >= self.lag_min_in_flight and self.loop_lag_s > self.lag_shed_s
+        if overloaded and self._lag_is_current():  # a late loop *and* requests piling up
             return False
         return self.in_flight < self.limit.limit * self.shares[priority]
 
