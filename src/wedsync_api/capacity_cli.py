@@ -24,6 +24,7 @@ from wedsync_api.workload import WeddingSaturday
 from wedsync_perf.calendar import Regime
 from wedsync_perf.errors import WedsyncPerfError
 from wedsync_perf.loadgen.driver import closed_loop
+from wedsync_perf.scaling.commands import BaseRps, PerWeddingRps, SeasonFactor
 from wedsync_perf.traffic import MIX_BY_REGIME
 
 __all__ = ["capacity_app"]
@@ -153,16 +154,9 @@ def plan_command(
     p95_target_ms: Annotated[float, typer.Option(min=1, max=10_000)] = 200.0,
     headroom: Annotated[int, typer.Option(min=0, max=100, help="Spare replicas (N+1: 1).")] = 1,
     png: Annotated[Path, typer.Option(help="Chart to write.")] = Path("capacity-plan.png"),
-    base_rps: Annotated[
-        float,
-        typer.Option(min=0, help="Off-season weekday average req/s (calibrate from /perf/stats)."),
-    ] = 20.0,
-    season_factor: Annotated[
-        float, typer.Option(min=0, help="How much busier May–October is.")
-    ] = 10.0,
-    per_wedding_rps: Annotated[
-        float, typer.Option(min=0, help="Average extra req/s one booked wedding brings on its day.")
-    ] = 0.05,
+    base_rps: BaseRps = 20.0,
+    season_factor: SeasonFactor = 10.0,
+    per_wedding_rps: PerWeddingRps = 0.05,
 ) -> None:
     """Replicas and database connections per month of `year`: the USL fit of the load
     test for one replica's capacity, the wedding calendar (weddings booked in the

@@ -125,7 +125,7 @@ class AdmissionController:
         self.loop_lag_s = 0.0
         self._recent: deque[float] = deque(maxlen=5)
         self._last_tick = 0.0
-        self._routes: list[tuple[str, re.Pattern[str], PriorityClass]] | None = None
+        self._routes: dict[str, list[tuple[re.Pattern[str], PriorityClass]]] | None = None
         self._watcher = BackgroundLoop(self._watch, "wedsync-perf-loop-lag")
 
     def watch_loop(self) -> None:
@@ -152,16 +152,15 @@ class AdmissionController:
 
     def classify(self, scope: Scope, routes: Any) -> PriorityClass:
         """The declared priority of the route `scope` will reach (before routing)."""
-        if self._routes is None:
-            self._routes = [
-                (method, _regex(template), priority)
-                for (method, template), priority in priority_table(routes).items()
-            ]
-        method, path = scope["method"], scope["path"]
-        for route_method, pattern, priority in self._routes:
-            if (
-                route_method == method or (method == "HEAD" and route_method == "GET")
-            ) and pattern.fullmatch(path):
+        if self._routes is None:  # built once: per method, so a request scans only its own
+            table: dict[str, list[tuple[re.Pattern[str], PriorityClass]]] = {}
+            for (method, template), priority in priority_table(routes).items():
+                table.setdefault(method, []).append((_regex(template), priority))
+            table.setdefault("HEAD", []).extend(table.get("GET", []))
+            self._routes = table
+        path = scope["path"]
+        for pattern, priority in self._routes.get(scope["method"], ()):
+            if pattern.fullmatch(path):
                 return priority
         return PriorityClass.STANDARD
 

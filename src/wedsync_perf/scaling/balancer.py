@@ -59,7 +59,7 @@ class Backend:
     healthy: bool = True
     failed_probes: int = 0
 
-    def cost(self, now: float, decay_s: float) -> float:
+    def cost(self) -> float:
         return self.ewma_s * (self.pending + 1)
 
     def observe(self, rtt_s: float, now: float, decay_s: float) -> None:
@@ -157,7 +157,7 @@ class BalancedTransport(httpx.AsyncBaseTransport):
             a, b = self._two(candidates)
             return a if a.pending <= b.pending else b
         a, b = self._two(candidates)
-        return a if a.cost(now, self.decay_s) <= b.cost(now, self.decay_s) else b
+        return a if a.cost() <= b.cost() else b
 
     def _two(self, candidates: list[Backend]) -> tuple[Backend, Backend]:
         if len(candidates) == 1:

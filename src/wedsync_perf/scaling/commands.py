@@ -14,6 +14,18 @@ from rich.table import Table
 __all__ = ["register"]
 
 console = Console()
+# The traffic model's levels, as options (also used by `capacity plan`).
+BaseRps = Annotated[
+    float, typer.Option(min=0, help="Traffic model: off-season weekday average req/s.")
+]
+SeasonFactor = Annotated[
+    float, typer.Option(min=0, help="Traffic model: how much busier May–October is.")
+]
+PerWeddingRps = Annotated[
+    float,
+    typer.Option(min=0, help="Traffic model: extra req/s one booked wedding brings on its day."),
+]
+
 scale_app = typer.Typer(
     help="Autoscaling on traffic and the wedding calendar.", no_args_is_help=True
 )
@@ -113,12 +125,8 @@ def decide(
     live: Annotated[
         bool, typer.Option("--live", help="Really scale (default: the API server's dry run).")
     ] = False,
-    base_rps: Annotated[
-        float, typer.Option(min=0, help="Traffic model: off-season weekday req/s.")
-    ] = 20.0,
-    per_wedding_rps: Annotated[
-        float, typer.Option(min=0, help="Traffic model: req/s per booked wedding.")
-    ] = 0.05,
+    base_rps: BaseRps = 20.0,
+    per_wedding_rps: PerWeddingRps = 0.05,
 ) -> None:
     """One decision of our policy for the given load and moment, with its reason;
     optionally sent to Kubernetes (dry-run unless --live)."""
