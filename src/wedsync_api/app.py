@@ -14,7 +14,9 @@ import asyncpg
 import httpx
 import redis.asyncio as redis_asyncio
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client.registry import Collector
+from starlette.requests import ClientDisconnect
 
 from wedsync_api.auth import Authenticator, RateLimiter
 from wedsync_api.db import create_pool, database_url
@@ -31,6 +33,7 @@ from wedsync_perf.monitoring.alerts import ThresholdRule, windowed_ratio
 from wedsync_perf.monitoring.monitor import Monitor
 from wedsync_perf.scaling.admission import AdaptiveLimit, AdmissionController, AdmissionMiddleware
 from wedsync_perf.scaling.balancer import BalancedTransport
+from wedsync_perf.scaling.metrics import AdmissionCollector, BalancerCollector
 from wedsync_perf.settings import PerfSettings, load_settings
 
 __all__ = ["create_app"]
@@ -84,12 +87,15 @@ def create_app(
             monitor.add_section("replicas", router.report)
         monitor.add_section("pool", lambda: _pool_figures(pool))
         vendors_client = None
+        collectors: list[Collector] = [pool_collector]
         if settings.vendor_urls:  # vendor systems behind the balancer (ejection, budget)
             transport = BalancedTransport(settings.vendor_urls)
             vendors_client = httpx.AsyncClient(
                 transport=transport, timeout=settings.vendor_deadline_ms / 1000
             )
             app.state.vendors_client = vendors_client
+            collectors.append(BalancerCollector(transport, upstream="vendors"))
+            monitor.registry.register(collectors[-1])
         _add_alert_rules(monitor, pool, router, cache)
         app.state.redis = redis
         app.state.authenticator = Authenticator(pool, settings.auth_cache_seconds)
@@ -97,6 +103,7 @@ def create_app(
         monitor.start()
         admission_control = getattr(app.state, "admission", None)
         if admission_control is not None:
+            admission_control.add_delay_signal(pool.queueing_delay_s)
             admission_control.watch_loop()
         await cache.start()
         for day in settings.warm_days:  # asked for explicitly: warm before serving
@@ -112,7 +119,8 @@ def create_app(
         try:
             yield
         finally:
-            monitor.registry.unregister(pool_collector)
+            for collector in collectors:
+                monitor.registry.unregister(collector)
             if warmer is not None:
                 warmer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -155,6 +163,12 @@ def create_app(
         app.add_exception_handler(error, _os_unavailable)
     app.add_exception_handler(PoolTimeout, _os_unavailable)  # lanes full: 503, retry soon
 
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, exc: Exception) -> Response:
+        # The client hung up while its body was read (a timeout under overload): nothing
+        # to answer and no server error to log. 499 is the status access logs know for it.
+        return Response(status_code=499)
+
     endpoints = monitor.endpoints()
     for path, endpoint in endpoints.items():
         # Starlette wraps plain functions only; an ASGI callable object is served as is.
@@ -163,10 +177,12 @@ def create_app(
         app.add_middleware(SlowTimeline, delay_s=0.25)
     if settings.admission and settings.layer == "on":  # inside monitoring: sheds are measured
         admission = AdmissionController(
-            limit=AdaptiveLimit(initial=settings.admission_initial_limit, max_limit=10_000)
+            limit=AdaptiveLimit(initial=settings.admission_initial_limit, max_limit=10_000),
+            exempt_paths=frozenset({"/health/live", "/health/ready", *endpoints}),
         )
         app.add_middleware(AdmissionMiddleware, controller=admission)
         monitor.add_section("admission", admission.report)
+        monitor.registry.register(AdmissionCollector(admission))
         app.state.admission = admission
     # Outermost user middleware: it times everything below it, auth included. Probes
     # and the monitoring endpoints are not measured.

@@ -65,6 +65,8 @@ async def test_exposition_passes_promtool(seeded_dsn: str, promtool: str) -> Non
         for path in ("/weddings/1/vendors", "/suppliers/1", "/nope"):
             await client.get(path, headers=key_for(1))
         exposition = (await client.get("/metrics", headers=AUTH)).content
+    assert b'wedsync_admission_admitted_total{priority="critical"}' in exposition
+    assert b"wedsync_admission_limit " in exposition
     result = subprocess.run(  # noqa: ASYNC221 - the check is the test
         [promtool, "check", "metrics"], input=exposition, capture_output=True, check=False
     )

@@ -130,3 +130,36 @@ async def test_pool_recovers_after_the_server_kills_its_connections(
             for n in range(1, 21)
         ]
     assert statuses == [200] * 20
+
+
+async def test_queueing_delay_is_the_oldest_non_bulk_waiter_s_wait(seeded_dsn: str) -> None:
+    now = [100.0]
+    raw = await asyncpg.create_pool(seeded_dsn, min_size=0, max_size=2)
+    assert raw is not None
+    lanes = LanedPool(raw, size=2, reserved_critical=0, max_bulk=1, clock=lambda: now[0])
+    release = asyncio.Event()
+
+    async def hold(priority: PriorityClass) -> None:
+        async with lanes.acquire(priority, timeout_s=5):
+            await release.wait()
+
+    try:
+        holders = [asyncio.create_task(hold(S)) for _ in range(2)]
+        while lanes.in_use < 2:  # noqa: ASYNC110 - until both hold: state, not time
+            await asyncio.sleep(0)
+        assert lanes.queueing_delay_s() == 0.0
+        waiters = [asyncio.create_task(hold(B))]
+        while sum(lanes.waiting().values()) < 1:  # noqa: ASYNC110
+            await asyncio.sleep(0)
+        now[0] += 3.0
+        assert lanes.queueing_delay_s() == 0.0  # bulk waiting on its capped lane: not a queue
+        waiters.append(asyncio.create_task(hold(S)))
+        while sum(lanes.waiting().values()) < 2:  # noqa: ASYNC110
+            await asyncio.sleep(0)
+        now[0] += 0.25
+        assert lanes.queueing_delay_s() == 0.25
+        release.set()
+        await asyncio.gather(*holders, *waiters)
+        assert lanes.queueing_delay_s() == 0.0
+    finally:
+        await lanes.close()

@@ -113,6 +113,7 @@ class LanedPool:
         )
         self.peak_in_use = 0
         self._started = clock()
+        self._enqueued: dict[asyncio.Future[None], float] = {}
 
     # -- lanes --------------------------------------------------------------------
 
@@ -152,6 +153,7 @@ class LanedPool:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters[priority].append(waiter)
+        self._enqueued[waiter] = self._clock()
         try:
             async with asyncio.timeout(timeout_s):
                 await waiter
@@ -165,6 +167,7 @@ class LanedPool:
                 self._give_back(priority)
             raise
         finally:
+            self._enqueued.pop(waiter, None)
             if not waiter.done():
                 waiter.cancel()
             queue = self._waiters[priority]
@@ -243,6 +246,15 @@ class LanedPool:
 
     async def close(self) -> None:
         await self.pool.close()
+
+    def queueing_delay_s(self) -> float:
+        """How long the oldest critical or standard waiter has waited: a standing queue
+        for connections, which admission control steers by (`AdmissionController`'s
+        `delay_signals`). Bulk waiting on its own capped lane is the lane working."""
+        now = self._clock()
+        heads = [self._enqueued.get(self._waiters[p][0], now)
+                 for p in (PriorityClass.CRITICAL, PriorityClass.STANDARD) if self._waiters[p]]  # fmt: skip
+        return now - min(heads) if heads else 0.0
 
     def waiting(self) -> dict[str, int]:
         return {p.value: len(q) for p, q in self._waiters.items()}

@@ -1,35 +1,40 @@
 """Priority admission control: when the API is busier than it can serve, shed the import
 job, not the wedding.
 
-`AdaptiveLimit` estimates how many requests the service can have in flight before
-latency climbs — Netflix concurrency-limits' gradient algorithm: the ratio of the
-long-term (no-load) latency to the recent latency, times the current limit, plus a
-small queue allowance, smoothed. While latency stays near its baseline the limit grows;
-when queueing inflates latency it shrinks.
+Overload shows as a queue, and `AdaptiveLimit` steers by how long work waits in it:
+AIMD on queueing delay. While the delay is over its target (10 ms) the limit shrinks by a
+factor each tick (20 ms); while it is under and the limit is in use, it grows by one;
+quiet and mostly unused, it goes back to where it started (TCP's restart after idle), so
+the next burst is not met at the floor.
+Two queues matter in one Python process, so two signals feed it. The event loop: every
+ready callback — reading a request, a handler resuming after its query — waits behind
+all the others, and how late a 20 ms timer fires is that wait (the loop's lag). The
+database pool: a request holds its connection across several awaits, so the pool queue
+forms first (measured: pool waiters in the hundreds while the loop ran 1–4 ms late);
+`LanedPool.queueing_delay_s` (age of the oldest non-bulk waiter) is passed in
+`delay_signals`. Each signal is the least of its last three ticks, so one stall (a GC
+pause, a slow synchronous call) is not overload. An in-app latency gradient (Netflix
+concurrency-limits' Gradient2, this module's first version) was measured to fail here:
+its long-term baseline followed the queueing latency up, and the limit grew past
+anything in flight.
 
 `AdmissionMiddleware` (pure ASGI) classifies each request by its route's declared
-priority *before* routing, and admits it only while the in-flight count is below its
-class's share of the limit: bulk may use `bulk_share` of it, standard `standard_share`;
-critical work is held only by `max_limit`, never by the adaptive limit (measured: letting
-the limit shed critical requests cost a third of them under overload, for no gain). A refused request gets 503 with `Retry-After` at once — never a
-wait in a queue it might not leave. Health probes are never shed.
-
-In one Python process, overload queues *before* the app: requests wait in the event
-loop, where no middleware sees them, and the in-app latency the limit learns from stays
-low. So the controller also watches event-loop lag (`watch_loop()`): while the loop runs
-more than `lag_shed_s` late (on each of the last five 20 ms ticks: sustained, not one
-stall) with `lag_min_in_flight` requests in flight, only critical requests are admitted — shedding is cheap
-(no database, no authentication), which is what drains the loop.
+priority *before* routing and admits it while the in-flight count is below its class's
+share of the limit: bulk may use `bulk_share` of it, standard `standard_share`.
+Critical work is held only by `max_limit`, never by the adaptive limit: critical
+requests in flight count against the others' shares, so they crowd out standard and bulk
+work, never the reverse. A refused request gets 503 with `Retry-After` at once — no
+database, no authentication, a few tens of µs — which is what drains the loop. Health
+probes are never shed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,40 +53,30 @@ _PARAM = re.compile(r"\{[^}]+\}")
 
 @dataclass
 class AdaptiveLimit:
-    """Gradient concurrency limit (Netflix concurrency-limits `Gradient2Limit`)."""
+    """AIMD concurrency limit (TCP's rule, with a latency signal for packet loss)."""
 
     initial: int = 20
     min_limit: int = 4
     max_limit: int = 1000
-    smoothing: float = 0.2
-    tolerance: float = 2.0  # latency may rise this much over baseline before shrinking
-    long_window: int = 600  # samples in the baseline's exponential average
+    backoff: float = 0.8  # per congested tick: from 1,000 to 20 in under 0.4 s
     limit: float = field(init=False)
-    long_rtt: float = field(init=False, default=0.0)
-    short_rtt: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_limit <= self.initial <= self.max_limit:
             raise ValueError("need 1 <= min_limit <= initial <= max_limit")
+        if not 0 < self.backoff < 1:
+            raise ValueError("need 0 < backoff < 1")
         self.limit = float(self.initial)
 
-    def sample(self, rtt_s: float, in_flight: int) -> None:
-        """One finished request's latency and the in-flight count it saw."""
-        if rtt_s <= 0:
-            return
-        if self.long_rtt == 0.0:
-            self.long_rtt = self.short_rtt = rtt_s
-        self.short_rtt = 0.5 * self.short_rtt + 0.5 * rtt_s
-        self.long_rtt += (rtt_s - self.long_rtt) / self.long_window
-        if self.long_rtt / self.short_rtt > 2:  # recovering from a bad stretch: forget it
-            self.long_rtt *= 0.95
-        if in_flight < self.limit / 2:  # an idle service says nothing about its limit
-            return
-        gradient = max(0.5, min(1.0, self.tolerance * self.long_rtt / self.short_rtt))
-        queue = math.sqrt(self.limit)
-        target = self.limit * gradient + queue
-        new = self.limit * (1 - self.smoothing) + target * self.smoothing
-        self.limit = max(self.min_limit, min(self.max_limit, new))
+    def update(self, congested: bool, in_flight: int) -> None:
+        """One tick: whether latency says the service is congested, and the requests in
+        flight."""
+        if congested:
+            self.limit = max(float(self.min_limit), self.limit * self.backoff)
+        elif in_flight >= self.limit / 2:
+            self.limit = min(float(self.max_limit), self.limit + 1)
+        else:  # quiet and little in use: start from `initial` again, so the next burst
+            self.limit = max(self.limit, float(self.initial))  # is not met at the floor
 
 
 @dataclass
@@ -106,9 +101,10 @@ class AdmissionController:
         standard_share: float = 0.85,
         exempt_paths: frozenset[str] = frozenset({"/health/live", "/health/ready"}),
         retry_after_s: int = 1,
-        lag_shed_s: float = 0.05,
-        lag_interval_s: float = 0.02,
-        lag_min_in_flight: int = 8,
+        tick_s: float = 0.02,
+        critical_target_s: float = 0.025,
+        delay_target_s: float = 0.01,
+        delay_signals: Sequence[Callable[[], float]] = (),
     ) -> None:
         if not 0 < bulk_share <= standard_share <= 1:
             raise ValueError("need 0 < bulk_share <= standard_share <= 1")
@@ -119,14 +115,22 @@ class AdmissionController:
         self.retry_after = str(retry_after_s).encode()
         self.in_flight = 0
         self.counters = _Counters()
-        self.lag_shed_s = lag_shed_s
-        self.lag_interval_s = lag_interval_s
-        self.lag_min_in_flight = lag_min_in_flight
-        self.loop_lag_s = 0.0
-        self._recent: deque[float] = deque(maxlen=5)
-        self._last_tick = 0.0
+        self.tick_s = tick_s
+        self.critical_target_s = critical_target_s
+        self.delay_target_s = delay_target_s
+        self.delay_signals = list(delay_signals)
+        self.loop_lag_s = self.queueing_delay_s = self.critical_median_s = 0.0
+        self._recent_lag: deque[float] = deque(maxlen=3)
+        self._recent_delay: deque[float] = deque(maxlen=3)
+        self._critical: deque[list[float]] = deque([[] for _ in range(3)], maxlen=3)
+        self.ticks = self.congested_ticks = 0
         self._routes: dict[str, list[tuple[re.Pattern[str], PriorityClass]]] | None = None
         self._watcher = BackgroundLoop(self._watch, "wedsync-perf-loop-lag")
+
+    def add_delay_signal(self, signal: Callable[[], float]) -> None:
+        """Another queue's current wait in seconds (e.g. `LanedPool.queueing_delay_s`),
+        for resources created after the controller, as a pool is at startup."""
+        self.delay_signals.append(signal)
 
     def watch_loop(self) -> None:
         """Start measuring event-loop lag (call from the running loop, e.g. at startup)."""
@@ -138,17 +142,35 @@ class AdmissionController:
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            expected = loop.time() + self.lag_interval_s
-            await asyncio.sleep(self.lag_interval_s)
+            expected = loop.time() + self.tick_s
+            await asyncio.sleep(self.tick_s)
             self.record_tick(loop.time() - expected)
 
+    def record_critical(self, latency_s: float) -> None:
+        """An admitted critical request's time in the app (the middleware calls it)."""
+        self._critical[-1].append(latency_s)
+
     def record_tick(self, late_s: float) -> None:
-        """One watcher tick's lateness. The lag is the least late of the last 5 ticks:
-        overload makes every tick late; one stall (a slow synchronous call, a GC pause)
-        makes one tick late, not five."""
-        self._recent.append(max(0.0, late_s))
-        self.loop_lag_s = min(self._recent)
-        self._last_tick = time.monotonic()
+        """One watcher tick: how late it fired, the other queues' waits, the critical
+        requests finished since the last tick — and the limit's update from them. Each
+        figure covers the last three ticks: the least of each delay (overload makes every
+        tick late; one stall makes one tick late, not three), the median critical time."""
+        self._recent_lag.append(max(0.0, late_s))
+        self.loop_lag_s = min(self._recent_lag)
+        self._recent_delay.append(max((signal() for signal in self.delay_signals), default=0.0))
+        self.queueing_delay_s = max(self.loop_lag_s, min(self._recent_delay))
+        window = sorted(x for tick in self._critical for x in tick)
+        self.critical_median_s = window[len(window) // 2] if window else 0.0
+        self._critical.append([])
+        # Slow critical answers mean queueing only with work in flight to queue behind:
+        # a route that is merely slow on its own must not shed everything else.
+        congested = self.queueing_delay_s > self.delay_target_s or (
+            self.critical_median_s > self.critical_target_s
+            and self.in_flight >= self.limit.min_limit
+        )
+        self.ticks += 1
+        self.congested_ticks += congested
+        self.limit.update(congested, self.in_flight)
 
     def classify(self, scope: Scope, routes: Any) -> PriorityClass:
         """The declared priority of the route `scope` will reach (before routing)."""
@@ -164,17 +186,9 @@ class AdmissionController:
                 return priority
         return PriorityClass.STANDARD
 
-    def _lag_is_current(self) -> bool:
-        """A lag figure older than a second says nothing about now: an overloaded loop
-        still ticks (late), so silence means the watcher is not running on this loop."""
-        return time.monotonic() - self._last_tick < 1.0
-
     def admits(self, priority: PriorityClass) -> bool:
         if priority is PriorityClass.CRITICAL:
             return self.in_flight < self.limit.max_limit
-        overloaded = self.in_flight >= self.lag_min_in_flight and self.loop_lag_s > self.lag_shed_s
-        if overloaded and self._lag_is_current():  # a late loop *and* requests piling up
-            return False
         return self.in_flight < self.limit.limit * self.shares[priority]
 
     def report(self) -> dict[str, Any]:
@@ -182,21 +196,19 @@ class AdmissionController:
             "limit": round(self.limit.limit, 1),
             "in_flight": self.in_flight,
             "loop_lag_ms": round(self.loop_lag_s * 1000, 2),
+            "queueing_delay_ms": round(self.queueing_delay_s * 1000, 2),
+            "critical_median_ms": round(self.critical_median_s * 1000, 2),
+            "ticks": self.ticks,
+            "congested_ticks": self.congested_ticks,
             "admitted": {p.value: n for p, n in self.counters.admitted.items()},
             "rejected": {p.value: n for p, n in self.counters.rejected.items()},
         }
 
 
 class AdmissionMiddleware:
-    def __init__(
-        self,
-        app: ASGIApp,
-        controller: AdmissionController | None = None,
-        clock: Callable[[], float] = time.perf_counter,
-    ) -> None:
+    def __init__(self, app: ASGIApp, controller: AdmissionController | None = None) -> None:
         self.app = app
         self.controller = controller or AdmissionController()
-        self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         control = self.controller
@@ -211,13 +223,13 @@ class AdmissionMiddleware:
             return
         control.counters.admitted[priority] += 1
         control.in_flight += 1
-        seen = control.in_flight
-        started = self.clock()
+        started = time.perf_counter()
         try:
             await self.app(scope, receive, send)
         finally:
             control.in_flight -= 1
-            control.limit.sample(self.clock() - started, seen)
+            if priority is PriorityClass.CRITICAL:
+                control.record_critical(time.perf_counter() - started)
 
 
 def _regex(template: str) -> re.Pattern[str]:

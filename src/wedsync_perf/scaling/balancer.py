@@ -169,6 +169,10 @@ class BalancedTransport(httpx.AsyncBaseTransport):
 
     # -- circuit breaker ---------------------------------------------------------------
 
+    def circuit_open(self) -> bool:
+        """Whether calls are paused now (open, or half-open waiting on its probe)."""
+        return bool(self._open_until)
+
     def _breaker_allows(self, now: float) -> bool:
         if now < self._open_until:
             return False
