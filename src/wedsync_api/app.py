@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect
 
 from wedsync_api.auth import Authenticator, RateLimiter
 from wedsync_api.db import create_pool, database_url
+from wedsync_api.fastpath import CachedReadFastPath
 from wedsync_api.routes import health, imports, suppliers, venues, weddings
 from wedsync_api.settings import ApiSettings, load_api_settings
 from wedsync_perf.caching import Cache, build_cache
@@ -173,6 +174,8 @@ def create_app(
     for path, endpoint in endpoints.items():
         # Starlette wraps plain functions only; an ASGI callable object is served as is.
         app.add_route(path, endpoint, include_in_schema=False)  # type: ignore[arg-type]
+    if settings.layer == "on":  # cached reads served before routing (after auth, limits)
+        app.add_middleware(CachedReadFastPath)
     if settings.inject == "slow-timeline":  # demos only: measured like any slowness
         app.add_middleware(SlowTimeline, delay_s=0.25)
     if settings.admission and settings.layer == "on":  # inside monitoring: sheds are measured

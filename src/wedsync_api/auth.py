@@ -23,7 +23,7 @@ from limits.storage import storage_from_string
 
 from wedsync_perf.database import LanedPool
 
-__all__ = ["Authenticator", "RateLimiter", "Tenant", "hash_key", "require_tenant"]
+__all__ = ["Authenticator", "RateLimiter", "Tenant", "authenticate", "hash_key", "require_tenant"]
 
 API_KEY_HEADER = "X-API-Key"
 _api_key_scheme = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
@@ -113,13 +113,20 @@ async def require_tenant(
     request: Request, api_key: str | None = Security(_api_key_scheme)
 ) -> Tenant:
     """FastAPI dependency: authenticate, then rate-limit, before any handler runs."""
+    tenant = await authenticate(request.app.state, api_key)
+    await request.app.state.rate_limiter.check(tenant.key_id)
+    return tenant
+
+
+async def authenticate(state: Any, api_key: str | None) -> Tenant:
+    """The key's tenant, or the 401 to answer (also used by the cached-read fast path,
+    which must refuse exactly as the routes do)."""
     if not api_key:
         raise HTTPException(
             status_code=401,
             detail=f"missing {API_KEY_HEADER} header",
             headers={"WWW-Authenticate": "ApiKey"},
         )
-    state = request.app.state
     tenant: Tenant | None = await state.authenticator.tenant_for(api_key)
     if tenant is None:
         raise HTTPException(
@@ -127,5 +134,4 @@ async def require_tenant(
             detail="unknown or revoked API key",
             headers={"WWW-Authenticate": "ApiKey"},
         )
-    await state.rate_limiter.check(tenant.key_id)
     return tenant

@@ -34,7 +34,7 @@ from wedsync_perf.caching import Cache
 from wedsync_perf.caching.http import etag_of, matches
 from wedsync_perf.monitoring import mark_cache_hit
 
-__all__ = ["fill", "invalidate", "serve"]
+__all__ = ["cached_response", "fill", "invalidate", "serve", "stored_key"]
 
 # The stored form of a response; bumped whenever it changes, so entries written by an
 # older release (still in a shared Redis during a rolling deploy) are never read as new.
@@ -58,7 +58,7 @@ async def fill(cache: Cache, tenant_id: int, read: CachedRead, load: Callable[[]
         }
 
     return await cache.get_or_set(
-        _FORMAT + read.key,
+        stored_key(read),
         loader,
         tenant=tenant_id,
         data_class=read.data_class,
@@ -80,11 +80,22 @@ async def serve(
     cached = await fill(
         request.app.state.cache, tenant_id, read, load, lambda: mark_cache_hit(request.scope)
     )
+    return cached_response(cached, request.headers.get("if-none-match"))
+
+
+def cached_response(cached: dict[str, Any], if_none_match: str | None) -> Response:
+    """A stored response as sent: the body with its strong ETag, or 304 when the client
+    already has it (the route and the fast path answer through this one function)."""
     etag = cached["etag"]
     headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "X-API-Key"}
-    if matches(request.headers.get("if-none-match"), etag):
+    if matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     return Response(cached["body"].encode(), media_type="application/json", headers=headers)
+
+
+def stored_key(read: CachedRead) -> str:
+    """The cache key `fill` stores `read`'s response under."""
+    return _FORMAT + read.key
 
 
 async def invalidate(request: Request, tenant_id: int, *tags: str) -> None:

@@ -79,6 +79,7 @@ async def test_api_routes_report_their_queries(seeded_dsn: str, db: asyncpg.Conn
             await client.get(f"/weddings/{wedding}/timeline", headers=key_for(1))
         tracker: QueryTracker = app.state.queries
     stats = tracker.routes["/weddings/{wedding_id}/timeline"]
-    assert stats.requests == 3
-    assert stats.queries == 2  # date + items on the first request; then cache hits
+    # date + items on the first request; the two cache hits were answered by the fast
+    # path before the handler (no connection, so nothing to count).
+    assert (stats.requests, stats.queries) == (1, 2)
     assert not tracker.findings
