@@ -21,11 +21,14 @@ anything in flight.
 `AdmissionMiddleware` (pure ASGI) classifies each request by its route's declared
 priority *before* routing and admits it while the in-flight count is below its class's
 share of the limit: bulk may use `bulk_share` of it, standard `standard_share`.
-Critical work is held only by `max_limit`, never by the adaptive limit: critical
-requests in flight count against the others' shares, so they crowd out standard and bulk
-work, never the reverse. A refused request gets 503 with `Retry-After` at once — no
-database, no authentication, a few tens of µs — which is what drains the loop. Health
-probes are never shed.
+Critical work is not held by that limit: critical requests in flight count against the
+others' shares, so they crowd out standard and bulk work, never the reverse. Only when
+everything else is shed and critical answers are still slower than `critical_shed_s`
+(100 ms, the wedding-day objective) at the median does critical work meet a cap of its
+own (the same AIMD, floor 8): critical demand past what the process can do, where a quick
+refusal for some beats a timeout for all. A refused request gets 503 with `Retry-After`
+at once — no database, no authentication, a few tens of µs — which is what drains the
+loop. Health probes are never shed.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ class AdaptiveLimit:
     """AIMD concurrency limit (TCP's rule, with a latency signal for packet loss)."""
 
     initial: int = 20
-    min_limit: int = 4
+    min_limit: int = 1  # at the floor only critical work flows (and a lone request)
     max_limit: int = 1000
     backoff: float = 0.8  # per congested tick: from 1,000 to 20 in under 0.4 s
     limit: float = field(init=False)
@@ -103,6 +106,8 @@ class AdmissionController:
         retry_after_s: int = 1,
         tick_s: float = 0.02,
         critical_target_s: float = 0.025,
+        critical_min_in_flight: int = 4,
+        critical_shed_s: float = 0.1,
         delay_target_s: float = 0.01,
         delay_signals: Sequence[Callable[[], float]] = (),
     ) -> None:
@@ -117,6 +122,16 @@ class AdmissionController:
         self.counters = _Counters()
         self.tick_s = tick_s
         self.critical_target_s = critical_target_s
+        self.critical_min_in_flight = critical_min_in_flight
+        self.critical_shed_s = critical_shed_s
+        # Critical work's own cap: it binds only once everything else is shed and the
+        # critical median is past `critical_shed_s` — then a quick 503 + Retry-After for
+        # some beats a timeout for all (critical demand beyond what the process can do).
+        self.critical_limit = AdaptiveLimit(
+            initial=min(256, self.limit.max_limit),
+            min_limit=min(8, self.limit.max_limit),
+            max_limit=self.limit.max_limit,
+        )
         self.delay_target_s = delay_target_s
         self.delay_signals = list(delay_signals)
         self.loop_lag_s = self.queueing_delay_s = self.critical_median_s = 0.0
@@ -166,11 +181,17 @@ class AdmissionController:
         # a route that is merely slow on its own must not shed everything else.
         congested = self.queueing_delay_s > self.delay_target_s or (
             self.critical_median_s > self.critical_target_s
-            and self.in_flight >= self.limit.min_limit
+            and self.in_flight >= self.critical_min_in_flight
         )
         self.ticks += 1
         self.congested_ticks += congested
         self.limit.update(congested, self.in_flight)
+        self.critical_limit.update(
+            congested
+            and self.limit.limit <= self.limit.min_limit
+            and self.critical_median_s > self.critical_shed_s,
+            self.in_flight,
+        )
 
     def classify(self, scope: Scope, routes: Any) -> PriorityClass:
         """The declared priority of the route `scope` will reach (before routing)."""
@@ -188,12 +209,13 @@ class AdmissionController:
 
     def admits(self, priority: PriorityClass) -> bool:
         if priority is PriorityClass.CRITICAL:
-            return self.in_flight < self.limit.max_limit
+            return self.in_flight < self.critical_limit.limit
         return self.in_flight < self.limit.limit * self.shares[priority]
 
     def report(self) -> dict[str, Any]:
         return {
             "limit": round(self.limit.limit, 1),
+            "critical_limit": round(self.critical_limit.limit, 1),
             "in_flight": self.in_flight,
             "loop_lag_ms": round(self.loop_lag_s * 1000, 2),
             "queueing_delay_ms": round(self.queueing_delay_s * 1000, 2),
