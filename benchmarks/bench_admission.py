@@ -2,7 +2,8 @@
 
 One server process (one worker) on a seeded database (scale 0.05), the per-key rate
 limit lifted. First its capacity: Debian's `wrk`, 16 connections closed-loop on the
-wedding-Saturday mix for 8 s, gives the requests per second it completes when saturated.
+wedding-Saturday mix, the best of three 5 s runs, gives the requests per second it
+completes when saturated.
 Then 3x that, open-loop, from `constant_rate` (arrivals by the clock, latency timed from
 when each request was due — no coordinated omission): critical requests (suppliers on
 site) at 30 % of capacity — a Saturday's critical traffic fits the capacity it was sized
@@ -45,8 +46,11 @@ async def capacity(dsn: str, workload: Any) -> float:
     async with api_server(dsn, {"WEDSYNC_API_ADMISSION": "false"}, "t") as client:
         base = str(client.base_url)
         await asyncio.to_thread(run_wrk, base, script, connections=16, seconds=3)  # warm up
-        measured = await asyncio.to_thread(run_wrk, base, script, connections=16, seconds=8)
-    return float(measured["rps"])
+        # The best of three: a noisy neighbour on this shared machine can only lower a
+        # reading, and a low capacity would make "3x" a lighter load than it says.
+        rates = [(await asyncio.to_thread(run_wrk, base, script, connections=16, seconds=5))["rps"]
+                 for _ in range(3)]  # fmt: skip
+    return float(max(rates))
 
 
 async def overload(dsn: str, workload: Any, admission: bool, cap: float) -> dict[str, Any]:
@@ -118,7 +122,7 @@ async def main() -> None:
         "offered_rps": round(OVERLOAD * cap, 1),
         "critical_offered_rps": round(CRITICAL_SHARE_OF_CAPACITY * cap, 1),
         "runs": runs,
-        "load": {"capacity": "wrk 4.1 (Debian), 16 connections, 8 s",
+        "load": {"capacity": "wrk 4.1 (Debian), 16 connections, best of 3 x 5 s",
                  "overload": f"wedsync_perf.loadgen.constant_rate, {RUN_S:g} s, timeout 5 s"},
         "versions": versions("uvicorn", "fastapi", "asyncpg", "uvloop"),
         "machine": machine(),

@@ -14,7 +14,10 @@ supplier on site sees. Goodput (requests answered 2xx/3xx per second, every clas
 reported beside it: the layer keeps critical fast by shedding the rest.
 
 The generator shares the 2 cores with the server and PostgreSQL; its own CPU per step is
-reported. The ramp ends two steps after the first that misses.
+reported. A ramp ends two steps after the first that misses. Two rounds, interleaved
+(off, on, off, on); each layer's figure is the better of its two rounds — on this shared
+machine one ramp in four was seen disturbed (slow steps at 100–200 req/s), and the
+better round filters that out for both layers alike. Both rounds are in the JSON.
 
 Run: `make bench-e2e` (DATABASE_URL, else the embedded PostgreSQL).
 """
@@ -43,6 +46,7 @@ RATES = (100, 200, 300, 400, 500, 600, 800, 1000, 1250, 1500, 2000, 2500, 3000, 
 STEP_S = 8.0
 PAUSE_S = 3.0
 TARGET_MS = 100.0
+ROUNDS = 2
 
 
 def passes(step: dict[str, Any]) -> bool:
@@ -94,10 +98,16 @@ def best(steps: list[dict[str, Any]]) -> int:
 
 
 async def main() -> None:
+    runs: dict[str, list[list[dict[str, Any]]]] = {"off": [], "on": []}
     async with seeded_wedding_saturday("wedsync_bench_e2e", 0.2) as (dsn, workload):
-        runs = {layer: await ramp(dsn, workload, layer) for layer in ("off", "on")}
+        for _ in range(ROUNDS):  # interleaved: a disturbed stretch hits both layers alike
+            for layer in ("off", "on"):
+                runs[layer].append(await ramp(dsn, workload, layer))
     figures: dict[str, Any] = {
-        "max_rps_at_critical_p95_100ms": {f"layer_{k}": best(v) for k, v in runs.items()},
+        "max_rps_at_critical_p95_100ms": {
+            f"layer_{k}": max(best(r) for r in v) for k, v in runs.items()
+        },
+        "max_rps_per_round": {f"layer_{k}": [best(r) for r in v] for k, v in runs.items()},
         "steps": runs,
         "step_seconds": STEP_S,
         "load": "wedsync_perf.loadgen.constant_rate (open loop, coordinated-omission corrected)",

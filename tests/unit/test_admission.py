@@ -170,21 +170,3 @@ async def test_the_watcher_ticks_on_the_running_loop() -> None:
     finally:
         await controller.stop()
     assert controller.report()["ticks"] >= 3
-
-
-def test_critical_work_meets_a_cap_only_when_nothing_else_is_left_to_shed() -> None:
-    controller = AdmissionController(limit=AdaptiveLimit(initial=20, min_limit=1))
-    controller.in_flight = 50
-    for _ in range(40):  # critical answers at 50 ms: shed the rest, keep every critical
-        controller.record_critical(0.05)
-        controller.record_tick(0.0)
-    assert controller.limit.limit == 1
-    assert controller.critical_limit.limit == 256  # untouched: 50 ms is within the objective
-    assert controller.admits(PriorityClass.CRITICAL)
-    for _ in range(40):  # critical itself past 100 ms with nothing else left: demand > capacity
-        controller.record_critical(0.4)
-        controller.record_tick(0.0)
-    assert controller.critical_limit.limit == 8  # the floor
-    assert not controller.admits(PriorityClass.CRITICAL)  # 50 in flight: refuse, quickly
-    controller.in_flight = 7
-    assert controller.admits(PriorityClass.CRITICAL)

@@ -2,31 +2,34 @@
 job, not the wedding.
 
 Overload shows as a queue, and `AdaptiveLimit` steers by how long work waits in it:
-AIMD on queueing delay. While the delay is over its target (10 ms) the limit shrinks by a
-factor each tick (20 ms); while it is under and the limit is in use, it grows by one;
-quiet and mostly unused, it goes back to where it started (TCP's restart after idle), so
-the next burst is not met at the floor.
-Two queues matter in one Python process, so two signals feed it. The event loop: every
-ready callback — reading a request, a handler resuming after its query — waits behind
-all the others, and how late a 20 ms timer fires is that wait (the loop's lag). The
-database pool: a request holds its connection across several awaits, so the pool queue
-forms first (measured: pool waiters in the hundreds while the loop ran 1–4 ms late);
-`LanedPool.queueing_delay_s` (age of the oldest non-bulk waiter) is passed in
-`delay_signals`. Each signal is the least of its last three ticks, so one stall (a GC
-pause, a slow synchronous call) is not overload. An in-app latency gradient (Netflix
-concurrency-limits' Gradient2, this module's first version) was measured to fail here:
-its long-term baseline followed the queueing latency up, and the limit grew past
-anything in flight.
+AIMD. While any signal says "congested" the limit shrinks by a factor each tick (20 ms);
+otherwise it grows by one while in use, and when quiet and mostly unused it goes back to
+where it started (TCP's restart after idle), so the next burst is not met at the floor.
+
+Three signals, each over the last three ticks so that one stall (a GC pause, a slow
+synchronous call) is not overload:
+- the event loop's lag (least late of three 20 ms timer ticks > 10 ms): every ready
+  callback waits behind all the others;
+- the database pool's queue (`LanedPool.queueing_delay_s`, the oldest critical or
+  standard waiter > 10 ms, passed in `delay_signals`): a request holds its connection
+  across several awaits, so this queue forms first — measured: 100+ waiters while the
+  loop ran 1–4 ms late;
+- the critical requests' own time in the app (median > 25 ms with at least 4 requests in
+  flight, so a route that is merely slow on its own sheds nothing): what the wedding day
+  needs, and what caught CPU saturation that the timer under-read (critical median
+  620 ms with the lag at 1 ms).
+An in-app latency gradient (Netflix concurrency-limits' Gradient2, this module's first
+version) was measured to fail here: its long-term baseline followed the queueing latency
+up, and the limit grew past anything in flight.
 
 `AdmissionMiddleware` (pure ASGI) classifies each request by its route's declared
 priority *before* routing and admits it while the in-flight count is below its class's
 share of the limit: bulk may use `bulk_share` of it, standard `standard_share`.
-Critical work is not held by that limit: critical requests in flight count against the
-others' shares, so they crowd out standard and bulk work, never the reverse. Only when
-everything else is shed and critical answers are still slower than `critical_shed_s`
-(100 ms, the wedding-day objective) at the median does critical work meet a cap of its
-own (the same AIMD, floor 8): critical demand past what the process can do, where a quick
-refusal for some beats a timeout for all. A refused request gets 503 with `Retry-After`
+Critical work is held only by `max_limit`, never by the adaptive limit: critical
+requests in flight count against the others' shares, so they crowd out standard and bulk
+work, never the reverse. (A cap for critical work once everything else is shed was
+tried: it turned one disturbed run's slow database into 503s for half the critical
+requests, so it is not here.) A refused request gets 503 with `Retry-After`
 at once — no database, no authentication, a few tens of µs — which is what drains the
 loop. Health probes are never shed.
 """
@@ -107,7 +110,6 @@ class AdmissionController:
         tick_s: float = 0.02,
         critical_target_s: float = 0.025,
         critical_min_in_flight: int = 4,
-        critical_shed_s: float = 0.1,
         delay_target_s: float = 0.01,
         delay_signals: Sequence[Callable[[], float]] = (),
     ) -> None:
@@ -123,15 +125,6 @@ class AdmissionController:
         self.tick_s = tick_s
         self.critical_target_s = critical_target_s
         self.critical_min_in_flight = critical_min_in_flight
-        self.critical_shed_s = critical_shed_s
-        # Critical work's own cap: it binds only once everything else is shed and the
-        # critical median is past `critical_shed_s` — then a quick 503 + Retry-After for
-        # some beats a timeout for all (critical demand beyond what the process can do).
-        self.critical_limit = AdaptiveLimit(
-            initial=min(256, self.limit.max_limit),
-            min_limit=min(8, self.limit.max_limit),
-            max_limit=self.limit.max_limit,
-        )
         self.delay_target_s = delay_target_s
         self.delay_signals = list(delay_signals)
         self.loop_lag_s = self.queueing_delay_s = self.critical_median_s = 0.0
@@ -186,12 +179,6 @@ class AdmissionController:
         self.ticks += 1
         self.congested_ticks += congested
         self.limit.update(congested, self.in_flight)
-        self.critical_limit.update(
-            congested
-            and self.limit.limit <= self.limit.min_limit
-            and self.critical_median_s > self.critical_shed_s,
-            self.in_flight,
-        )
 
     def classify(self, scope: Scope, routes: Any) -> PriorityClass:
         """The declared priority of the route `scope` will reach (before routing)."""
@@ -209,13 +196,12 @@ class AdmissionController:
 
     def admits(self, priority: PriorityClass) -> bool:
         if priority is PriorityClass.CRITICAL:
-            return self.in_flight < self.critical_limit.limit
+            return self.in_flight < self.limit.max_limit
         return self.in_flight < self.limit.limit * self.shares[priority]
 
     def report(self) -> dict[str, Any]:
         return {
             "limit": round(self.limit.limit, 1),
-            "critical_limit": round(self.critical_limit.limit, 1),
             "in_flight": self.in_flight,
             "loop_lag_ms": round(self.loop_lag_s * 1000, 2),
             "queueing_delay_ms": round(self.queueing_delay_s * 1000, 2),
