@@ -136,3 +136,32 @@ async def test_too_many_rows_is_413(seeded_dsn: str, db: asyncpg.Connection) -> 
         assert response.status_code == 413
         assert "100 rows" in response.json()["detail"]
     assert await _suppliers(db) == before
+
+
+async def test_a_client_hanging_up_mid_body_is_a_499_not_a_server_error(seeded_dsn: str) -> None:
+    """Under overload clients time out while their import is still being read: that is
+    the client's doing, answered 499 (what access logs call it), never a 500."""
+    app = create_app(api_settings(), dsn=seeded_dsn)
+    body = _csv(50)
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/imports/suppliers", "raw_path": b"/imports/suppliers",
+             "root_path": "", "query_string": b"", "server": ("test", 80), "client": ("127.0.0.1", 1),
+             "headers": [(b"host", b"test"), (b"content-type", b"text/csv"),
+                         (b"content-length", str(len(body)).encode()),
+                         *((k.lower().encode(), v.encode()) for k, v in KEY.items())]}  # fmt: skip
+    messages = iter([
+        {"type": "http.request", "body": body[:100], "more_body": True},
+        {"type": "http.disconnect"},
+    ])  # fmt: skip
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return next(messages)
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async with running(app):
+        await app(scope, receive, send)
+    assert sent[0]["type"] == "http.response.start"
+    assert sent[0]["status"] == 499
