@@ -31,6 +31,7 @@ from wedsync_api.caching import cached_response, stored_key
 from wedsync_api.models import MAX_ID
 from wedsync_api.reads import CachedRead, supplier_read, timeline_read, vendors_read, wedding_read
 from wedsync_perf.monitoring import mark_cache_hit
+from wedsync_perf.monitoring.routes import template_regex
 from wedsync_perf.priorities import effective_routes
 
 __all__ = ["CACHED_GETS", "CachedReadFastPath"]
@@ -59,7 +60,7 @@ class CachedReadFastPath:
             route = by_template.get(template)
             if route is None:
                 raise RuntimeError(f"cached read {template} is not a GET route of the app")
-            pattern = re.compile(re.sub(r"\{[^}]+\}", _ID, template))  # literal paths
+            pattern = template_regex(template, param=_ID)
             # Routing puts the route itself in the scope (not FastAPI's context wrapper):
             # monitoring knows its template and declared priority by that object.
             table.append((pattern, read, getattr(route, "original_route", route)))
@@ -75,12 +76,14 @@ class CachedReadFastPath:
         path = scope["path"]
         for pattern, make_read, route in self._table:
             match = pattern.fullmatch(path)
-            if match is not None and int(match.group(1)) <= MAX_ID:
-                if await self._serve(
-                    scope, receive, send, app, make_read(int(match.group(1))), route
-                ):
-                    return
-                break
+            if match is None:
+                continue
+            resource_id = int(match.group(1))
+            if resource_id <= MAX_ID and await self._serve(
+                scope, receive, send, app, make_read(resource_id), route
+            ):
+                return
+            break
         await self.app(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, app: Any,

@@ -24,6 +24,7 @@ __all__ = [
     "call_asgi",
     "free_port",
     "http_handler",
+    "http_upstream",
     "postgres_server_url",
     "redis_server_url",
     "synthetic_window",
@@ -242,3 +243,32 @@ def http_handler(
             writer.close()
 
     return handle
+
+
+@asynccontextmanager
+async def http_upstream(
+    respond: Callable[[str, str], Awaitable[tuple[str, bytes]]],
+) -> AsyncIterator[str]:
+    """An `http_handler` server on a free local port, yielding its base URL. On exit its
+    connection handlers are ended too: Python 3.11's `Server.close()` leaves open
+    connections (and a handler awaiting a hung answer) running past the test."""
+    import asyncio
+
+    handle = http_handler(respond)
+    handlers: set[asyncio.Task[Any]] = set()
+
+    async def tracked(reader: Any, writer: Any) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            handlers.add(task)
+        await handle(reader, writer)
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(tracked, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 
 import asyncpg
 import pytest
@@ -15,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import api_settings, key_for, running
 from tests.integration.test_monitoring_api import AUTH, perf
 from wedsync_api.app import create_app
-from wedsync_perf.testing import http_handler
+from wedsync_perf.testing import http_upstream
 
 pytestmark = pytest.mark.integration
 
@@ -35,13 +36,12 @@ async def vendor_gateways() -> AsyncIterator[tuple[list[str], list[str]]]:
                 await never.wait()  # this vendor's own system hangs
             return "200 OK", json.dumps({"supplier": supplier, "eta": "on site"}).encode()
 
-        return http_handler(respond)
+        return respond
 
-    servers = [await asyncio.start_server(handler(i == 0), "127.0.0.1", 0) for i in range(3)]
-    yield [f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}" for s in servers], broken_hits
-    never.set()
-    for server in servers:
-        server.close()
+    async with AsyncExitStack() as servers:
+        urls = [await servers.enter_async_context(http_upstream(handler(i == 0))) for i in range(3)]
+        yield urls, broken_hits
+        never.set()
 
 
 async def test_live_vendor_status_is_partial_not_failed(

@@ -12,7 +12,7 @@ import pytest
 from wedsync_perf.loadgen.constant_rate import _Incomplete, _response_length, constant_rate, encode
 from wedsync_perf.loadgen.driver import RequestSpec
 from wedsync_perf.priorities import PriorityClass
-from wedsync_perf.testing import http_handler
+from wedsync_perf.testing import http_upstream
 
 
 def spec(path: str, priority: PriorityClass = PriorityClass.CRITICAL) -> RequestSpec:
@@ -35,23 +35,8 @@ async def upstream() -> AsyncIterator[tuple[int, list[str]]]:
             return "404 Not Found", b"{}"
         return "200 OK", b'{"ok":true}'
 
-    handle = http_handler(respond)
-    handlers: set[asyncio.Task[None]] = set()
-
-    async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        handlers.add(asyncio.current_task())  # type: ignore[arg-type]
-        await handle(reader, writer)
-        await writer.wait_closed()
-
-    server = await asyncio.start_server(tracked, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield port, seen
-    finally:
-        server.close()  # Python 3.11 leaves open connections alone: end their handlers
-        for task in handlers:
-            task.cancel()
-        await asyncio.gather(*handlers, return_exceptions=True)
+    async with http_upstream(respond) as url:
+        yield int(url.rsplit(":", 1)[1]), seen
 
 
 async def test_every_due_request_is_recorded_once_with_its_status(

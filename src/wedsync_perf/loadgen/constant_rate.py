@@ -1,10 +1,11 @@
 """A constant-rate HTTP/1.1 load generator fast enough to overload a Python server from
 the same machine.
 
-`drive()` (httpx) spends ~200 µs of CPU per request: on 2 shared cores it saturates
-before the server it is measuring. Here each request is pre-encoded bytes written to a
+`drive()` (httpx) saturated before the server it was measuring on 2 shared cores
+(`bench-e2e`'s first runs). Here each request is pre-encoded bytes written to a
 keep-alive connection by a bare asyncio protocol, and the response is read only as far
-as its status line and length — tens of µs per request, as wrk2 does in C.
+as its status line and length, as wrk2 does in C; `bench-e2e` reports the generator's
+own CPU per step (0.12–0.19 of a core at 1,000 req/s).
 
 Arrivals are scheduled by the clock (request *i* is due at `start + i / rps`) and
 latency is measured from that due time, not from when a connection became free: if the
@@ -27,7 +28,8 @@ from dataclasses import dataclass
 from typing import cast
 
 from wedsync_perf.loadgen.driver import TRANSPORT_ERROR, RequestSpec
-from wedsync_perf.loadgen.stats import EndpointStats, LoadStats
+from wedsync_perf.loadgen.stats import LoadStats
+from wedsync_perf.priorities import PriorityClass
 
 __all__ = ["EncodedRequest", "constant_rate", "encode"]
 
@@ -38,7 +40,7 @@ class EncodedRequest:
 
     data: bytes
     endpoint: str
-    priority: str
+    priority: PriorityClass
     expected: frozenset[int]
 
 
@@ -56,7 +58,7 @@ def encode(spec: RequestSpec, host: str) -> EncodedRequest:
     if body or spec.method in ("POST", "PUT", "PATCH"):
         lines.append(f"content-length: {len(body)}")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return EncodedRequest(head + body, spec.endpoint, spec.priority.value, spec.expected)
+    return EncodedRequest(head + body, spec.endpoint, spec.priority, spec.expected)
 
 
 class _Incomplete(Exception):
@@ -130,16 +132,12 @@ class _Connection(asyncio.Protocol):
             self.run.free(self)
 
     def abort(self) -> None:
-        """Close now; a request still unanswered is recorded as failed here, not later
-        from `connection_lost` (which the loop calls after the run may have ended)."""
-        if self.current is not None:
-            request, self.current = self.current, None
-            self.run.finished(self, request, self.due, TRANSPORT_ERROR)
-        if not self.closed:
-            self.closed = True
-            if self.transport is not None:
-                self.transport.abort()
-            self.run.lost(self)
+        """Close now, recording an unanswered request as failed here rather than from
+        `connection_lost` (which the loop calls later, perhaps after the run ended)."""
+        transport = None if self.closed else self.transport
+        self.connection_lost(None)
+        if transport is not None:
+            transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.current is not None:
@@ -163,17 +161,12 @@ class _Run:
         self.busy: set[_Connection] = set()
         self.opening = 0
         self.backlog: deque[tuple[EncodedRequest, float]] = deque()
-        self.recorders: dict[str, EndpointStats] = {}
         self.tasks: set[asyncio.Task[None]] = set()
 
-    def _record(self, request: EncodedRequest, latency_s: float, status: int) -> None:
-        recorder = self.recorders.get(request.endpoint)
-        if recorder is None:
-            from wedsync_perf.priorities import PriorityClass
-
-            recorder = self.stats.endpoint(request.endpoint, PriorityClass(request.priority))
-            self.recorders[request.endpoint] = recorder
-        recorder.record(latency_s, status, status in request.expected)
+    def _record(self, request: EncodedRequest, due: float, status: int) -> None:
+        self.stats.endpoint(request.endpoint, request.priority).record(
+            self.loop.time() - due, status, status in request.expected
+        )
 
     def connections(self) -> int:
         return len(self.idle) + len(self.busy) + self.opening
@@ -181,11 +174,10 @@ class _Run:
     def submit(self, request: EncodedRequest, due: float) -> None:
         if self.idle:
             self._send(self.idle.pop(), request, due)
-        elif self.connections() < self.max_connections:
-            self.backlog.append((request, due))
+            return
+        self.backlog.append((request, due))
+        if self.connections() < self.max_connections:
             self._open()
-        else:
-            self.backlog.append((request, due))
 
     def _send(self, conn: _Connection, request: EncodedRequest, due: float) -> None:
         self.busy.add(conn)
@@ -205,15 +197,14 @@ class _Run:
         except OSError:
             self.opening -= 1
             if self.backlog:  # the one waiting for this connection fails, not hangs
-                request, due = self.backlog.popleft()
-                self._record(request, self.loop.time() - due, TRANSPORT_ERROR)
+                self._record(*self.backlog.popleft(), TRANSPORT_ERROR)
             return
         self.opening -= 1
         self.free(conn)
 
     def finished(self, conn: _Connection, request: EncodedRequest, due: float, status: int) -> None:
         self.busy.discard(conn)
-        self._record(request, self.loop.time() - due, status)
+        self._record(request, due, status)
 
     def free(self, conn: _Connection) -> None:
         """`conn` can take another request: the oldest waiting one that has not expired."""
@@ -223,7 +214,7 @@ class _Run:
             if now - due < self.timeout_s:
                 self._send(conn, request, due)
                 return
-            self._record(request, now - due, TRANSPORT_ERROR)
+            self._record(request, due, TRANSPORT_ERROR)
         self.idle.append(conn)
 
     def lost(self, conn: _Connection) -> None:
@@ -239,13 +230,11 @@ class _Run:
         for conn in [c for c in self.busy if now - c.due >= self.timeout_s]:
             conn.abort()
         while self.backlog and now - self.backlog[0][1] >= self.timeout_s:
-            request, due = self.backlog.popleft()
-            self._record(request, now - due, TRANSPORT_ERROR)
+            self._record(*self.backlog.popleft(), TRANSPORT_ERROR)
 
     def close(self) -> None:
         while self.backlog:
-            request, due = self.backlog.popleft()
-            self._record(request, self.loop.time() - due, TRANSPORT_ERROR)
+            self._record(*self.backlog.popleft(), TRANSPORT_ERROR)
         for conn in list(self.busy) + self.idle:
             conn.abort()
         for task in self.tasks:

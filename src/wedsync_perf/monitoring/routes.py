@@ -20,7 +20,7 @@ from typing import Any
 
 from wedsync_perf.priorities import PriorityClass, declared_priority, effective_routes
 
-__all__ = ["ResolvedRoute", "RouteResolver"]
+__all__ = ["ResolvedRoute", "RouteResolver", "template_regex"]
 
 _PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::[a-zA-Z_][a-zA-Z0-9_]*)?}")
 
@@ -37,11 +37,13 @@ class _Candidate:
     pattern: re.Pattern[str]
 
 
-def _template_regex(template: str) -> re.Pattern[str]:
+def template_regex(template: str, param: str = "[^/]+") -> re.Pattern[str]:
+    """The paths `template` matches: each `{name}` as `param` (one segment unless given
+    another pattern), `{name:path}` as anything."""
     parts, at = [], 0
     for match in _PARAM.finditer(template):
         parts.append(re.escape(template[at : match.start()]))
-        parts.append("[^/]+" if ":path" not in match.group(0) else ".*")
+        parts.append(param if ":path" not in match.group(0) else ".*")
         at = match.end()
     parts.append(re.escape(template[at:]))
     return re.compile("".join(parts))
@@ -96,7 +98,7 @@ class RouteResolver:
                 priority = None
             resolved = ResolvedRoute(template, priority.value if priority else self._default)
             table.setdefault(id(original), []).append(
-                _Candidate(resolved, _template_regex(template))
+                _Candidate(resolved, template_regex(template))
             )
             keep.append(original)
 

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wedsync_perf.background import BackgroundLoop
+from wedsync_perf.monitoring.routes import template_regex
 from wedsync_perf.priorities import PriorityClass, priority_table
 
 __all__ = ["AdaptiveLimit", "AdmissionController", "AdmissionMiddleware"]
@@ -53,8 +54,6 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-_PARAM = re.compile(r"\{[^}]+\}")
 
 
 @dataclass
@@ -116,8 +115,7 @@ class AdmissionController:
         if not 0 < bulk_share <= standard_share <= 1:
             raise ValueError("need 0 < bulk_share <= standard_share <= 1")
         self.limit = limit or AdaptiveLimit()
-        self.shares = {PriorityClass.BULK: bulk_share, PriorityClass.STANDARD: standard_share,
-                       PriorityClass.CRITICAL: 1.0}  # fmt: skip
+        self.shares = {PriorityClass.BULK: bulk_share, PriorityClass.STANDARD: standard_share}
         self.exempt = exempt_paths
         self.retry_after = str(retry_after_s).encode()
         self.in_flight = 0
@@ -180,16 +178,18 @@ class AdmissionController:
         self.congested_ticks += congested
         self.limit.update(congested, self.in_flight)
 
-    def classify(self, scope: Scope, routes: Any) -> PriorityClass:
+    def learn_routes(self, routes: Any) -> None:
+        """The app's routes, per method, so a request scans only its own method's."""
+        table: dict[str, list[tuple[re.Pattern[str], PriorityClass]]] = {}
+        for (method, template), priority in priority_table(routes).items():
+            table.setdefault(method, []).append((template_regex(template), priority))
+        table.setdefault("HEAD", []).extend(table.get("GET", []))
+        self._routes = table
+
+    def classify(self, scope: Scope) -> PriorityClass:
         """The declared priority of the route `scope` will reach (before routing)."""
-        if self._routes is None:  # built once: per method, so a request scans only its own
-            table: dict[str, list[tuple[re.Pattern[str], PriorityClass]]] = {}
-            for (method, template), priority in priority_table(routes).items():
-                table.setdefault(method, []).append((_regex(template), priority))
-            table.setdefault("HEAD", []).extend(table.get("GET", []))
-            self._routes = table
         path = scope["path"]
-        for pattern, priority in self._routes.get(scope["method"], ()):
+        for pattern, priority in (self._routes or {}).get(scope["method"], ()):
             if pattern.fullmatch(path):
                 return priority
         return PriorityClass.STANDARD
@@ -223,8 +223,10 @@ class AdmissionMiddleware:
         if scope["type"] != "http" or scope["path"] in control.exempt:
             await self.app(scope, receive, send)
             return
-        routes = getattr(scope.get("app"), "routes", None) or getattr(self.app, "routes", [])
-        priority = control.classify(scope, routes)
+        if control._routes is None:  # first request: the app is known only now
+            app = scope.get("app", self.app)
+            control.learn_routes(getattr(app, "routes", None) or getattr(self.app, "routes", []))
+        priority = control.classify(scope)
         if not control.admits(priority):
             control.counters.rejected[priority] += 1
             await _reject(send, control.retry_after, priority)
@@ -238,16 +240,6 @@ class AdmissionMiddleware:
             control.in_flight -= 1
             if priority is PriorityClass.CRITICAL:
                 control.record_critical(time.perf_counter() - started)
-
-
-def _regex(template: str) -> re.Pattern[str]:
-    parts, at = [], 0
-    for match in _PARAM.finditer(template):
-        parts.append(re.escape(template[at : match.start()]))
-        parts.append(".*" if ":path" in match.group(0) else "[^/]+")
-        at = match.end()
-    parts.append(re.escape(template[at:]))
-    return re.compile("".join(parts))
 
 
 async def _reject(send: Send, retry_after: bytes, priority: PriorityClass) -> None:
