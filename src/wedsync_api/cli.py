@@ -25,12 +25,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from wedsync_api.db import create_pool, database_url, migrate
+from wedsync_api.db import database_url, migrate
 from wedsync_api.seed import SeedPlan, is_seeded, seed
 from wedsync_api.settings import ApiSettings, load_api_settings
 from wedsync_api.workload import WeddingSaturday
 from wedsync_perf.calendar import Regime
-from wedsync_perf.database import LanedPool
 from wedsync_perf.errors import WedsyncPerfError
 from wedsync_perf.loadgen import LoadStats, drive, render_summary
 from wedsync_perf.monitoring.terminal import render_stats
@@ -346,10 +345,8 @@ def cache_warm_command(
 ) -> None:
     """Load the day's timelines, vendor lists, weddings and supplier profiles into the
     shared cache before the day begins."""
-    import redis.asyncio as redis_asyncio
-
+    from wedsync_api.app import create_app, services_of
     from wedsync_api.warming import warm_day
-    from wedsync_perf.caching import build_cache
     from wedsync_perf.settings import PerfSettings, load_settings
 
     try:
@@ -367,11 +364,10 @@ def cache_warm_command(
     dsn = _resolve(settings)
 
     async def run() -> None:
-        redis = redis_asyncio.Redis.from_url(settings.redis_url or "")
-        cache = build_cache(perf, redis=redis)
-        pool = LanedPool(await create_pool(dsn, settings), size=settings.pool_max_size,
-                         reserved_critical=settings.pool_reserved_critical)  # fmt: skip
-        try:
+        # The app itself, started but serving nothing: warmed entries are stored under
+        # its own routes' cache rules, exactly as its requests would store them.
+        app = create_app(settings, dsn=dsn, perf=perf)
+        async with app.router.lifespan_context(app):
             with Progress(
                 TextColumn(f"[bold]warming[/] {target:%a %d %b %Y}"),
                 BarColumn(),
@@ -384,11 +380,8 @@ def cache_warm_command(
                 def step(done: int, total: int) -> None:
                     progress.update(task, completed=done, total=total)
 
-                report = await warm_day(pool, cache, target, rate_per_s=rate,
+                report = await warm_day(services_of(app), target, rate_per_s=rate,
                                         concurrency=concurrency, progress=step)  # fmt: skip
-        finally:
-            await pool.close()
-            await redis.aclose()
         console.print(
             f"warmed {report.entries:,} entries for {report.weddings:,} weddings in"
             f" {report.seconds:.1f} s ({report.loaded:,} loaded, {report.entries - report.loaded - report.failed:,}"

@@ -1,53 +1,75 @@
-"""FastAPI dependencies shared by the routers."""
+"""FastAPI dependencies shared by the routers: the services, the caller's tenant, a
+database connection taken on first use, and JSON answers."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-import asyncpg
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, HTTPException, Path, Request, Response
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel
 
-from wedsync_api.auth import Tenant, require_tenant
+from wedsync_api.auth import API_KEY_HEADER, Tenant
 from wedsync_api.models import MAX_ID
-from wedsync_perf.database.queries import RequestQueries, TimedConnection
-from wedsync_perf.priorities import PriorityClass, declared_priority
+from wedsync_api.services import Services
+from wedsync_perf.database.lazy import LazyConnection
+from wedsync_perf.database.queries import RequestQueries
+from wedsync_perf.pipeline import TENANT_KEY, resolved_route
+from wedsync_perf.priorities import PriorityClass
 
-_PRIORITY_OF: dict[int, PriorityClass] = {}
+# Declared for /docs only: AccessMiddleware has checked the key before any route runs.
+_api_key_scheme = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
 
-def route_priority(request: Request) -> PriorityClass:
-    """The priority class the matched route declared (cached per route object)."""
-    route = request.scope.get("route")
-    found = _PRIORITY_OF.get(id(route))
-    if found is None:
-        found = declared_priority(route) or PriorityClass.STANDARD
-        _PRIORITY_OF[id(route)] = found
-    return found
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _tenant(request: Request, _key: str | None = Depends(_api_key_scheme)) -> Tenant:
+    tenant: Tenant | None = request.scope.get(TENANT_KEY)
+    if tenant is None:  # a route the route table calls public asked for a tenant
+        raise RuntimeError("route reached without AccessMiddleware's tenant")
+    return tenant
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
+CurrentTenant = Annotated[Tenant, Depends(_tenant)]
 
 
 async def _connection(
-    request: Request, tenant: Annotated[Tenant, Depends(require_tenant)]
-) -> AsyncIterator[asyncpg.Connection]:
+    request: Request, services: ServicesDep, tenant: CurrentTenant
+) -> AsyncIterator[LazyConnection]:
     """A connection from the route's lane (bulk work can never starve critical routes),
-    with every statement's fingerprint and time recorded for the route (N+1 detection).
-    Only after authentication. GET/HEAD may be served by a replica that has replayed the
-    tenant's last write; anything else runs on the primary and records that write."""
-    queries = RequestQueries()
-    router = request.app.state.router
+    taken on the first statement — a handler that answers without the database, or
+    waits for its body, holds none — with every statement's fingerprint and time
+    recorded under the route (N+1 detection). GET/HEAD may be served by a replica that
+    has replayed the tenant's last write; anything else runs on the primary and records
+    that write."""
+    route = resolved_route(request.scope)
+    priority = route.priority if route is not None else PriorityClass.STANDARD
+    router = services.router
     acquire = router.read if request.method in ("GET", "HEAD") else router.write
-    async with acquire(tenant.id, route_priority(request)) as conn:
-        yield TimedConnection(conn, queries)  # type: ignore[misc]
-    route = request.scope.get("route")
-    template = getattr(route, "path_format", None) or getattr(route, "path", "?")
-    request.app.state.queries.finish(template, queries)
+    queries = RequestQueries()
+    conn = LazyConnection(lambda: acquire(tenant.id, priority), queries)
+    try:
+        yield conn
+    finally:
+        await conn.release()
+        if route is not None:
+            services.queries.finish(route.template, queries)
 
 
-CurrentTenant = Annotated[Tenant, Depends(require_tenant)]
 # scope="function": the connection goes back (and a write position is recorded) before
 # the response is sent, so a client can never read ahead of its own write.
-Conn = Annotated[asyncpg.Connection, Depends(_connection, scope="function")]
+Conn = Annotated[LazyConnection, Depends(_connection, scope="function")]
 ResourceId = Annotated[int, Path(ge=1, le=MAX_ID, description="Numeric identifier")]
+
+
+def json_response(model: BaseModel) -> Response:
+    """A model's JSON, serialised once by pydantic (no second validation on the way out)."""
+    return Response(model.model_dump_json().encode(), media_type="application/json")
 
 
 def not_found(what: str) -> HTTPException:

@@ -1,14 +1,11 @@
-"""The cached reads the routes serve and the warmer pre-loads: one loader and one
-cache spec (key, data class, tags) per read, so both always agree."""
+"""The reads the cached routes answer with and the warmer pre-loads: one loader per
+read, so a warmed entry is exactly what the route would have cached (the cache rule
+itself is the route's declaration)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
-import asyncpg
 from fastapi import HTTPException
 
 from wedsync_api.models import (
@@ -21,59 +18,16 @@ from wedsync_api.models import (
     VenueSummary,
     Wedding,
 )
+from wedsync_perf.database.lazy import Statements
 
-__all__ = [
-    "CachedRead",
-    "date_of",
-    "load_supplier",
-    "load_timeline",
-    "load_vendors",
-    "load_wedding",
-    "supplier_read",
-    "timeline_read",
-    "vendors_read",
-    "wedding_read",
-]
-
-
-@dataclass(frozen=True)
-class CachedRead:
-    key: str
-    data_class: str
-    tags: tuple[str, ...]
-    wedding_date: Callable[[Any], date | None] | None = None
-
-
-def date_of(value: dict[str, Any]) -> date | None:
-    """The wedding date inside a cached wedding/timeline/vendor list (drives its TTL)."""
-    raw = value.get("wedding_date")
-    return date.fromisoformat(raw) if isinstance(raw, str) else None
-
-
-def supplier_read(supplier_id: int) -> CachedRead:
-    return CachedRead(f"supplier:{supplier_id}", "supplier_profile", (f"supplier:{supplier_id}",))
-
-
-def wedding_read(wedding_id: int) -> CachedRead:
-    return CachedRead(f"wedding:{wedding_id}", "wedding", (f"wedding:{wedding_id}",), date_of)
-
-
-def timeline_read(wedding_id: int) -> CachedRead:
-    tags = (f"wedding:{wedding_id}", f"timeline:{wedding_id}")
-    return CachedRead(f"timeline:{wedding_id}", "wedding_timeline", tags, date_of)
-
-
-def vendors_read(wedding_id: int) -> CachedRead:
-    # Contacts: the "wedding_vendors" data class is sealed (AES-GCM) in the shared cache.
-    tags = (f"wedding:{wedding_id}", f"vendors:{wedding_id}")
-    return CachedRead(f"vendors:{wedding_id}", "wedding_vendors", tags, date_of)
+__all__ = ["load_supplier", "load_timeline", "load_vendors", "load_wedding"]
 
 
 def _missing(what: str) -> HTTPException:
     return HTTPException(status_code=404, detail=f"{what} not found")
 
 
-async def _wedding_date(conn: asyncpg.Connection, tenant_id: int, wedding_id: int) -> date:
+async def _wedding_date(conn: Statements, tenant_id: int, wedding_id: int) -> date:
     day: date | None = await conn.fetchval(
         "SELECT wedding_date FROM weddings WHERE tenant_id = $1 AND id = $2", tenant_id, wedding_id
     )
@@ -82,7 +36,7 @@ async def _wedding_date(conn: asyncpg.Connection, tenant_id: int, wedding_id: in
     return day
 
 
-async def load_supplier(conn: asyncpg.Connection, tenant_id: int, supplier_id: int) -> Supplier:
+async def load_supplier(conn: Statements, tenant_id: int, supplier_id: int) -> Supplier:
     row = await conn.fetchrow(
         "SELECT id, name, category, region, rating, price_band, lat, lon, services, email,"
         " phone FROM suppliers WHERE tenant_id = $1 AND id = $2",
@@ -94,7 +48,7 @@ async def load_supplier(conn: asyncpg.Connection, tenant_id: int, supplier_id: i
     return Supplier(**dict(row))
 
 
-async def load_wedding(conn: asyncpg.Connection, tenant_id: int, wedding_id: int) -> Wedding:
+async def load_wedding(conn: Statements, tenant_id: int, wedding_id: int) -> Wedding:
     row = await conn.fetchrow(
         "SELECT w.id, w.wedding_date, w.status, w.guest_count, c.partner_a, c.partner_b,"
         " v.id AS venue_id, v.name AS venue_name, v.region AS venue_region,"
@@ -133,7 +87,7 @@ async def load_wedding(conn: asyncpg.Connection, tenant_id: int, wedding_id: int
     )
 
 
-async def load_timeline(conn: asyncpg.Connection, tenant_id: int, wedding_id: int) -> Timeline:
+async def load_timeline(conn: Statements, tenant_id: int, wedding_id: int) -> Timeline:
     day = await _wedding_date(conn, tenant_id, wedding_id)
     rows = await conn.fetch(
         "SELECT id, starts_at, ends_at, title, location, supplier_id FROM timeline_items"
@@ -146,7 +100,7 @@ async def load_timeline(conn: asyncpg.Connection, tenant_id: int, wedding_id: in
     )
 
 
-async def load_vendors(conn: asyncpg.Connection, tenant_id: int, wedding_id: int) -> VendorList:
+async def load_vendors(conn: Statements, tenant_id: int, wedding_id: int) -> VendorList:
     day = await _wedding_date(conn, tenant_id, wedding_id)
     rows = await conn.fetch(
         "SELECT s.id AS supplier_id, s.name, s.category, ws.role, s.email, s.phone,"
@@ -159,6 +113,3 @@ async def load_vendors(conn: asyncpg.Connection, tenant_id: int, wedding_id: int
     return VendorList(
         wedding_id=wedding_id, wedding_date=day, vendors=[Vendor(**dict(r)) for r in rows]
     )
-
-
-Loader = Callable[[asyncpg.Connection, int, int], Awaitable[Any]]

@@ -1,6 +1,7 @@
 """Cache warming before a wedding day: timelines, vendor lists and wedding details of
-that day's weddings, and the profiles of their suppliers — through the very loaders and
-cache specs the routes use, so a warmed entry is exactly what a request would cache.
+that day's weddings, and the profiles of their suppliers — through the very loaders the
+routes use, stored by the HTTP response cache under each route's own cache rule, so a
+warmed entry is exactly what a request would have cached.
 
 Rate-limited (a fixed pace and a small concurrency), so warming never competes with
 live traffic for the pool; entries already cached are left alone (a warm run after a
@@ -14,21 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
-from wedsync_api.caching import fill
-from wedsync_api.reads import (
-    load_supplier,
-    load_timeline,
-    load_vendors,
-    load_wedding,
-    supplier_read,
-    timeline_read,
-    vendors_read,
-    wedding_read,
-)
-from wedsync_perf.caching import Cache
+from wedsync_api.reads import load_supplier, load_timeline, load_vendors, load_wedding
 from wedsync_perf.database import LanedPool
 from wedsync_perf.priorities import PriorityClass
+
+if TYPE_CHECKING:
+    from wedsync_api.services import Services
 
 __all__ = ["WarmReport", "plan_day", "warm_day"]
 
@@ -75,17 +69,17 @@ async def plan_day(pool: LanedPool, day: date) -> tuple[int, list[_Job]]:
     return len(rows), jobs
 
 
+# What each job warms: the path a request would ask for, and the loader its route uses.
 _SPECS = {
-    "timeline": (timeline_read, load_timeline),
-    "vendors": (vendors_read, load_vendors),
-    "wedding": (wedding_read, load_wedding),
-    "supplier": (supplier_read, load_supplier),
+    "timeline": ("/weddings/{}/timeline", load_timeline),
+    "vendors": ("/weddings/{}/vendors", load_vendors),
+    "wedding": ("/weddings/{}", load_wedding),
+    "supplier": ("/suppliers/{}", load_supplier),
 }
 
 
 async def warm_day(
-    pool: LanedPool,
-    cache: Cache,
+    services: Services,
     day: date,
     *,
     rate_per_s: float = 200.0,
@@ -96,6 +90,9 @@ async def warm_day(
     per second; `progress(done, total)` after each entry."""
     if rate_per_s <= 0 or concurrency < 1:
         raise ValueError("rate_per_s must be positive and concurrency at least 1")
+    responses, pool = services.responses, services.pool
+    if responses is None:
+        raise ValueError("warming needs the response cache (WEDSYNC_API_LAYER=on)")
     started = time.monotonic()
     report = WarmReport(day)
     report.weddings, jobs = await plan_day(pool, day)
@@ -107,24 +104,26 @@ async def warm_day(
 
     async def run(job: _Job) -> None:
         nonlocal done
-        make_read, loader = _SPECS[job.kind]
-        read = make_read(job.ident)
-        loaded = False
-
-        async def load() -> object:
-            nonlocal loaded
-            loaded = True
-            async with pool.acquire(PriorityClass.BULK) as conn:
-                return await loader(conn, job.tenant_id, job.ident)  # type: ignore[arg-type]
-
+        template, loader = _SPECS[job.kind]
+        path = template.format(job.ident)
+        found = services.routes.match("GET", path)
+        if found is None or found[0].cache is None:
+            raise LookupError(f"GET {template} is not a cached route of the app")
+        route, params = found
+        data_class = found[0].cache.data_class
         try:
             async with gate:
-                await fill(cache, job.tenant_id, read, load)  # type: ignore[arg-type]
+                stored = False
+                if not await responses.has(job.tenant_id, route, path):
+                    async with pool.acquire(PriorityClass.BULK) as conn:
+                        model = await loader(conn, job.tenant_id, job.ident)
+                    body = model.model_dump_json().encode()
+                    stored = await responses.fill(job.tenant_id, route, params, path, body)
         except Exception:  # one bad wedding must not stop the warm-up of the others
             report.failed += 1
         else:
-            report.loaded += loaded
-            report.by_class[read.data_class] = report.by_class.get(read.data_class, 0) + 1
+            report.loaded += stored
+            report.by_class[data_class] = report.by_class.get(data_class, 0) + 1
         done += 1
         if progress is not None:
             progress(done, len(jobs))

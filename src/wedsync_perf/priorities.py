@@ -2,27 +2,32 @@
 pool lanes and cache policy all read.
 
 A route declares its class once, as an OpenAPI extension (`x-wedsync-priority`), so the
-declaration is visible in `/docs` and needs no registry beside the route table::
+declaration is visible in `/docs` and needs no registry beside the route table; a route
+whose answers the HTTP response cache may keep declares its cache rule the same way
+(`x-wedsync-cache`)::
 
     @router.get("/weddings/{id}/timeline", openapi_extra=declare(PriorityClass.CRITICAL))
+
+`wedsync_perf.pipeline.RouteTable` reads both declarations once, at startup.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = [
+    "CACHE_EXTENSION",
     "PRIORITY_EXTENSION",
     "PriorityClass",
     "declare",
     "declared_priority",
     "effective_routes",
-    "priority_table",
 ]
 
 PRIORITY_EXTENSION = "x-wedsync-priority"
+CACHE_EXTENSION = "x-wedsync-cache"
 
 
 class PriorityClass(StrEnum):
@@ -44,9 +49,17 @@ class PriorityClass(StrEnum):
 _RANK = {PriorityClass.CRITICAL: 0, PriorityClass.STANDARD: 1, PriorityClass.BULK: 2}
 
 
-def declare(priority: PriorityClass) -> dict[str, Any]:
-    """The `openapi_extra` mapping that declares a route's priority class."""
-    return {PRIORITY_EXTENSION: priority.value}
+class _CacheDeclaration(Protocol):
+    def extension(self) -> dict[str, Any]: ...
+
+
+def declare(priority: PriorityClass, *, cache: _CacheDeclaration | None = None) -> dict[str, Any]:
+    """The `openapi_extra` mapping that declares a route's priority class and, with
+    `cache` (a `wedsync_perf.pipeline.CacheRule`), how its answers are cached."""
+    declared: dict[str, Any] = {PRIORITY_EXTENSION: priority.value}
+    if cache is not None:
+        declared[CACHE_EXTENSION] = cache.extension()
+    return declared
 
 
 def declared_priority(route: object) -> PriorityClass | None:
@@ -78,22 +91,3 @@ def effective_routes(routes: Sequence[Any]) -> list[Any]:
     except ImportError:
         return list(routes)
     return list(iter_route_contexts(routes))
-
-
-def priority_table(
-    routes: Sequence[Any], default: PriorityClass = PriorityClass.STANDARD
-) -> dict[tuple[str, str], PriorityClass]:
-    """Map (method, path template) to priority for every route with a path.
-
-    Computed once at configure time so the request path only does a dict lookup.
-    """
-    table: dict[tuple[str, str], PriorityClass] = {}
-    for route in effective_routes(routes):
-        path = getattr(route, "path", None)
-        methods = getattr(route, "methods", None) or ()
-        if not isinstance(path, str):
-            continue
-        priority = declared_priority(route) or default
-        for method in methods:
-            table[(str(method), path)] = priority
-    return table

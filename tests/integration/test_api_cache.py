@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as redis_asyncio
 
 from tests.conftest import api_settings, key_for, running
-from wedsync_api.app import create_app
+from wedsync_api.app import create_app, services_of
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ async def test_hot_reads_come_from_the_cache(seeded_dsn: str, db: asyncpg.Connec
         ]
         first = [await client.get(p, headers=key_for(1)) for p in paths]
         second = [await client.get(p, headers=key_for(1)) for p in paths]
-        stats = app.state.cache.stats
+        stats = services_of(app).cache.stats
     assert [r.json() for r in first] == [r.json() for r in second]
     for data_class in ("wedding_timeline", "wedding_vendors", "wedding", "supplier_search"):
         counters = stats.of(data_class)
@@ -152,6 +152,6 @@ async def test_check_in_keeps_the_timeline_cached(seeded_dsn: str, db: asyncpg.C
         assert posted.status_code == 201
         await client.get(f"/weddings/{wedding}/timeline", headers=key_for(2))
         await client.get(f"/weddings/{wedding}/vendors", headers=key_for(2))
-        stats = app.state.cache.stats
+        stats = services_of(app).cache.stats
     assert stats.of("wedding_timeline").loader_calls == 1
     assert stats.of("wedding_vendors").loader_calls == 2

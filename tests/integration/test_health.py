@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import api_settings, running
-from wedsync_api.app import create_app
+from wedsync_api.app import create_app, services_of
 from wedsync_perf.embedded import embedded_redis
 
 pytestmark = pytest.mark.integration
@@ -71,7 +71,7 @@ async def test_a_saturated_pool_fails_this_instance(seeded_dsn: str) -> None:
 
     app = create_app(api_settings(pool_max_size=2, pool_reserved_critical=0), dsn=seeded_dsn)
     async with running(app) as client:
-        pool = app.state.pool
+        pool = services_of(app).pool
         release = asyncio.Event()
 
         async def hold() -> None:

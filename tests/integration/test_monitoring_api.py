@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.conftest import api_settings, key_for, running
-from wedsync_api.app import create_app
+from wedsync_api.app import create_app, services_of
 from wedsync_perf.settings import PerfSettings
 
 pytestmark = pytest.mark.integration
@@ -89,7 +89,7 @@ async def test_pii_flood_reaches_no_output_and_memory_stays_bounded(seeded_dsn: 
             await client.get(path, params={"email": email}, headers=key_for(1))
         metrics = (await client.get("/metrics", headers=AUTH)).text
         stats = (await client.get("/perf/stats", headers=AUTH)).text
-        series = app.state.monitor.recorder.series_count()
+        series = services_of(app).monitor.recorder.series_count()
     for secret in secrets:
         assert secret not in metrics
         assert secret not in stats

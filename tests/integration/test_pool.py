@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import api_settings, key_for, running
-from wedsync_api.app import create_app
+from wedsync_api.app import create_app, services_of
 from wedsync_perf.database import LanedPool, PoolTimeout
 from wedsync_perf.priorities import PriorityClass
 
@@ -84,7 +84,7 @@ async def test_saturated_bulk_lane_gives_503_while_critical_routes_answer(
         dsn=seeded_dsn,
     )  # fmt: skip
     async with running(app) as client:
-        pool: LanedPool = app.state.pool
+        pool: LanedPool = services_of(app).pool
         async with pool.acquire(B):  # an import holds the whole bulk lane
             body = b"name,category,region,lat,lon,price_band\nX,dj,wales,51.5,-3.2,2\n"
             shed = await client.post(

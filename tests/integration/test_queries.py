@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import api_settings, key_for, running
-from wedsync_api.app import create_app
+from wedsync_api.app import create_app, services_of
 from wedsync_perf.database.fingerprint import fingerprint, shape
 from wedsync_perf.database.queries import QueryTracker, RequestQueries
 
@@ -77,7 +77,7 @@ async def test_api_routes_report_their_queries(seeded_dsn: str, db: asyncpg.Conn
     async with running(app) as client:
         for _ in range(3):
             await client.get(f"/weddings/{wedding}/timeline", headers=key_for(1))
-        tracker: QueryTracker = app.state.queries
+        tracker: QueryTracker = services_of(app).queries
     stats = tracker.routes["/weddings/{wedding_id}/timeline"]
     # date + items on the first request; the two cache hits were answered by the fast
     # path before the handler (no connection, so nothing to count).

@@ -206,7 +206,7 @@ async def test_the_api_serves_a_tenants_reads_from_the_primary_until_its_write_i
     pair: StreamingPair, redis_url: str
 ) -> None:
     from tests.conftest import TEST_SEED, api_settings, key_for, running
-    from wedsync_api.app import create_app
+    from wedsync_api.app import create_app, services_of
     from wedsync_api.db import migrate
     from wedsync_api.seed import SeedPlan, seed
     from wedsync_perf.testing import temporary_database, with_database
@@ -222,7 +222,7 @@ async def test_the_api_serves_a_tenants_reads_from_the_primary_until_its_write_i
         settings = api_settings(redis_url=redis_url, replica_urls=replica_dsn)
         app = create_app(settings, dsn=dsn)
         async with running(app) as client:
-            routing: ReplicaRouter = app.state.router
+            routing: ReplicaRouter = services_of(app).router
             missing = f"/imports/{uuid.uuid4()}"  # an uncached read that reaches the database
             assert (await client.get(missing, headers=key_for(1))).status_code == 404
             assert routing.replicas[0].reads == 1

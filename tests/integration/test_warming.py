@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import api_settings, key_for, running
-from wedsync_api.app import create_app
+from wedsync_api.app import create_app, services_of
 from wedsync_api.warming import warm_day
 
 pytestmark = pytest.mark.integration
@@ -38,9 +38,9 @@ async def test_warmed_day_is_served_without_loading(
     )
     app = create_app(api_settings(), dsn=seeded_dsn)
     async with running(app) as client:
-        cache, pool = app.state.cache, app.state.pool
+        cache = services_of(app).cache
         done: list[int] = []
-        report = await warm_day(pool, cache, day, progress=lambda n, _total: done.append(n))
+        report = await warm_day(services_of(app), day, progress=lambda n, _total: done.append(n))
         assert report.weddings >= 1
         assert report.failed == 0
         assert report.loaded == report.entries == len(done)
@@ -50,7 +50,7 @@ async def test_warmed_day_is_served_without_loading(
             "wedding",
             "supplier_profile",
         }
-        again = await warm_day(pool, cache, day)
+        again = await warm_day(services_of(app), day)
         assert again.loaded == 0  # already cached: nothing reloaded
         before = cache.stats.of("wedding_timeline").loader_calls
         response = await client.get(f"/weddings/{wedding}/timeline", headers=key_for(1))

@@ -7,6 +7,7 @@ import asyncio
 
 from fastapi import FastAPI
 
+from wedsync_perf.pipeline import ClassifierMiddleware, RouteTable
 from wedsync_perf.priorities import PriorityClass, declare
 from wedsync_perf.scaling.admission import AdaptiveLimit, AdmissionController, AdmissionMiddleware
 from wedsync_perf.testing import call_asgi
@@ -62,7 +63,9 @@ async def test_bulk_is_shed_first_then_standard_and_critical_keeps_its_room() ->
     release = asyncio.Event()
     fixed = AdaptiveLimit(initial=10, min_limit=10, max_limit=10)
     controller = AdmissionController(limit=fixed, bulk_share=0.5, standard_share=0.8)
-    app = AdmissionMiddleware(app_with_held_requests(release), controller)
+    inner = app_with_held_requests(release)
+    table = RouteTable.compile(inner.routes, internal={"/health/live"})
+    app = ClassifierMiddleware(AdmissionMiddleware(inner, controller), table=table)
     held = [asyncio.create_task(call_asgi(app, "POST", "/imports")) for _ in range(5)]
     await asyncio.sleep(0)  # let them enter (no timing: one loop turn each)
     for _ in range(3):

@@ -1,70 +1,89 @@
-"""HttpCacheMiddleware on a small Starlette app whose auth middleware resolves the
-tenant first, called directly over ASGI."""
+"""The HTTP response cache in the pipeline, on a small FastAPI app: the classifier and
+access control in front (as `install_pipeline` puts them), called directly over ASGI."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from wedsync_perf.caching import Cache, CachePolicy, DataPolicy, MemoryBackend
-from wedsync_perf.caching.http import HttpCacheMiddleware, etag_of, matches
+from wedsync_perf.caching.http import ResponseCache, etag_of, matches
+from wedsync_perf.errors import ConfigError
+from wedsync_perf.pipeline import CacheRule, Tenant, tenant_of
+from wedsync_perf.pipeline.assemble import install_pipeline
+from wedsync_perf.priorities import PriorityClass, declare
 from wedsync_perf.testing import call_asgi
 
 calls: dict[str, int] = {}
+CACHED = declare(PriorityClass.STANDARD, cache=CacheRule("http_response"))
+BY_ID = declare(PriorityClass.STANDARD, cache=CacheRule("http_response", ("item:{item_id}",)))
+TENANTS = {"a": Tenant(1, "ka"), "b": Tenant(2, "kb")}
 
 
-async def profile(request: Request) -> Response:
-    calls["profile"] = calls.get("profile", 0) + 1
-    return JSONResponse({"tenant": request.scope.get("tenant"), "n": calls["profile"]})
+def count(name: str) -> int:
+    calls[name] = calls.get(name, 0) + 1
+    return calls[name]
 
 
-async def with_cookie(request: Request) -> Response:
-    calls["cookie"] = calls.get("cookie", 0) + 1
-    response = PlainTextResponse("x")
-    response.set_cookie("session", "abc")
-    return response
-
-
-async def no_store(request: Request) -> Response:
-    calls["no_store"] = calls.get("no_store", 0) + 1
-    return PlainTextResponse("x", headers={"Cache-Control": "no-store"})
-
-
-async def big(request: Request) -> Response:
-    return PlainTextResponse("y" * 5000)
-
-
-def build() -> Any:
+def build(release: asyncio.Event | None = None) -> Any:
     calls.clear()
-    app = Starlette(routes=[
-        Route("/profile", profile), Route("/cookie", with_cookie), Route("/nostore", no_store),
-        Route("/big", big),
-    ])  # fmt: skip
+    app = FastAPI()
+
+    @app.api_route("/profile", methods=["GET", "HEAD"], openapi_extra=CACHED)
+    async def profile(request: Request) -> Response:
+        tenant = tenant_of(request.scope)
+        return JSONResponse({"tenant": tenant.id if tenant else None, "n": count("profile")})
+
+    @app.get("/open", openapi_extra=CACHED)
+    async def open_page() -> Response:
+        return PlainTextResponse(str(count("open")))
+
+    @app.get("/items/{item_id}", openapi_extra=BY_ID)
+    async def item(item_id: int) -> Response:
+        if release is not None:
+            await release.wait()
+        return PlainTextResponse(f"{item_id}:{count('item')}")
+
+    @app.get("/cookie", openapi_extra=CACHED)
+    async def with_cookie() -> Response:
+        count("cookie")
+        response = PlainTextResponse("x")
+        response.set_cookie("session", "abc")
+        return response
+
+    @app.get("/nostore", openapi_extra=CACHED)
+    async def no_store() -> Response:
+        count("no_store")
+        return PlainTextResponse("x", headers={"Cache-Control": "no-store"})
+
+    @app.get("/big", openapi_extra=CACHED)
+    async def big() -> Response:
+        return PlainTextResponse("y" * 5000)
+
     policy = CachePolicy({"default": DataPolicy(60), "http_response": DataPolicy(60)})
     cache = Cache(MemoryBackend(), secret=b"0123456789abcdef", policy=policy)
-    cached = HttpCacheMiddleware(
-        app, cache=cache, tenant_of=lambda scope: scope.get("tenant"), max_body_bytes=1000
+
+    async def authenticate(key: str) -> Tenant | None:
+        return TENANTS.get(key)
+
+    install_pipeline(
+        app,
+        authenticate=authenticate,
+        responses=ResponseCache(cache, max_body_bytes=1000),
+        public={"/open"},
     )
-
-    async def auth(scope: Any, receive: Any, send: Any) -> None:
-        headers = dict(scope.get("headers", []))
-        tenant = headers.get(b"x-tenant")
-        if tenant:
-            scope["tenant"] = tenant.decode()
-        await cached(scope, receive, send)
-
-    return auth
+    return app
 
 
 async def request(app: Any, path: str, tenant: str | None = None, etag: str | None = None,
                   method: str = "GET") -> tuple[int, dict[bytes, bytes], bytes]:  # fmt: skip
     headers = []
     if tenant:
-        headers.append((b"x-tenant", tenant.encode()))
+        headers.append((b"x-api-key", tenant.encode()))
     if etag:
         headers.append((b"if-none-match", etag.encode()))
 
@@ -88,10 +107,11 @@ async def test_repeat_gets_are_served_from_cache_per_tenant() -> None:
     assert status == 200
     assert headers[b"etag"] == etag_of(body).encode()
     assert headers[b"cache-control"] == b"private, no-cache"
+    assert headers[b"vary"] == b"X-API-Key"
     assert (await request(app, "/profile", tenant="a"))[2] == body
     assert calls["profile"] == 1
     other = await request(app, "/profile", tenant="b")
-    assert b'"tenant":"b"' in other[2]
+    assert b'"tenant":2' in other[2]
     assert calls["profile"] == 2
 
 
@@ -108,9 +128,48 @@ async def test_if_none_match_gives_304_cached_or_not() -> None:
 
 async def test_no_tenant_no_cache() -> None:
     app = build()
+    assert (await request(app, "/profile"))[0] == 401  # refused before the cache
     for _ in range(3):
-        await request(app, "/profile")
-    assert calls["profile"] == 3
+        await request(app, "/open")  # public: no tenant, so never cached
+    assert calls["open"] == 3
+    assert "profile" not in calls
+
+
+async def test_tags_come_from_canonical_path_parameters_only() -> None:
+    app = build()
+    for _ in range(2):
+        assert (await request(app, "/items/7", tenant="a"))[2] == b"7:1"
+    # "007" names item 7 too, but under a tag no invalidation of item:7 would bump.
+    assert (await request(app, "/items/007", tenant="a"))[2] == b"7:2"
+    assert (await request(app, "/items/007", tenant="a"))[2] == b"7:3"
+
+
+async def test_concurrent_misses_of_one_key_call_the_app_once() -> None:
+    release = asyncio.Event()
+    app = build(release)
+    waiting = [asyncio.create_task(request(app, "/items/5", tenant="a")) for _ in range(5)]
+    for _ in range(5):
+        await asyncio.sleep(0)  # every request reaches the cache before the app answers
+    release.set()
+    bodies = [body for _, _, body in await asyncio.gather(*waiting)]
+    assert bodies == [b"5:1"] * 5
+    assert calls["item"] == 1
+
+
+def test_a_rule_naming_an_unknown_data_class_fails_at_startup() -> None:
+    app = FastAPI()
+
+    @app.get("/x", openapi_extra=declare(PriorityClass.STANDARD, cache=CacheRule("typo")))
+    async def x() -> dict[str, int]:
+        return {}
+
+    cache = Cache(MemoryBackend(), secret=b"0123456789abcdef")
+
+    async def nobody(key: str) -> Tenant | None:
+        return None
+
+    with pytest.raises(ConfigError, match="unknown data class 'typo'"):
+        install_pipeline(app, authenticate=nobody, responses=ResponseCache(cache))
 
 
 async def test_cookies_and_no_store_are_never_stored() -> None:

@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect
 from wedsync_perf.monitoring.middleware import MonitoringMiddleware, mark_cache_hit
 from wedsync_perf.monitoring.recorder import UNMATCHED_ROUTE, Recorder
 from wedsync_perf.monitoring.series import SeriesKey
+from wedsync_perf.pipeline import ClassifierMiddleware, RouteTable
 from wedsync_perf.priorities import PriorityClass, declare
 from wedsync_perf.testing import call_asgi
 
@@ -31,9 +32,17 @@ class FakeClock:
         return self.now
 
 
-def monitored(app: FastAPI, **kwargs: Any) -> tuple[MonitoringMiddleware, Recorder]:
+def monitored(app: FastAPI, **kwargs: Any) -> tuple[ClassifierMiddleware, Recorder]:
+    """The app behind the classifier and monitoring, as `install_pipeline` puts them."""
     recorder = Recorder(**kwargs)
-    return MonitoringMiddleware(app, recorder=recorder), recorder
+    table = RouteTable.compile(app.routes)
+    return ClassifierMiddleware(MonitoringMiddleware(app, recorder=recorder), table=table), recorder
+
+
+def timed_by(wrapped: ClassifierMiddleware, clock: FakeClock) -> None:
+    monitoring = wrapped.app
+    assert isinstance(monitoring, MonitoringMiddleware)
+    monitoring._clock = clock
 
 
 def routes_seen(recorder: Recorder) -> set[str]:
@@ -136,7 +145,7 @@ async def test_streaming_records_first_byte_and_total_separately() -> None:
         return StreamingResponse(chunks())
 
     wrapped, recorder = monitored(app)
-    wrapped._clock = clock
+    timed_by(wrapped, clock)
     await call_asgi(wrapped, "GET", "/stream")
     stats = recorder.totals()[SeriesKey("/stream", "GET", "2xx", "standard")]
     assert stats.bytes_sent == 30
@@ -159,7 +168,7 @@ async def test_background_tasks_are_not_in_the_duration() -> None:
         return {"ok": True}
 
     wrapped, recorder = monitored(app)
-    wrapped._clock = clock
+    timed_by(wrapped, clock)
     await call_asgi(wrapped, "POST", "/checkin")
     stats = recorder.totals()[SeriesKey("/checkin", "POST", "2xx", "standard")]
     assert stats.max == pytest.approx(0.02)
@@ -206,8 +215,8 @@ async def test_cache_hits_are_counted() -> None:
         await inner(scope, receive, send)
 
     recorder = Recorder()
-    wrapped = MonitoringMiddleware(marking, recorder=recorder)
-    wrapped.resolver.build(app.routes)
+    table = RouteTable.compile(app.routes)
+    wrapped = ClassifierMiddleware(MonitoringMiddleware(marking, recorder=recorder), table=table)
     await call_asgi(wrapped, "GET", "/cached")
     await call_asgi(wrapped, "GET", "/cached")
     stats = next(iter(recorder.totals().values()))

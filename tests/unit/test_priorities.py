@@ -7,13 +7,13 @@ from fastapi.routing import APIRoute
 
 from wedsync_api.app import create_app
 from wedsync_api.settings import ApiSettings
+from wedsync_perf.pipeline import RouteTable
 from wedsync_perf.priorities import (
     PRIORITY_EXTENSION,
     PriorityClass,
     declare,
     declared_priority,
     effective_routes,
-    priority_table,
 )
 
 
@@ -25,7 +25,9 @@ def test_declaration_round_trips() -> None:
 def test_missing_declaration_is_none_and_table_uses_default() -> None:
     route = SimpleNamespace(path="/x", methods={"GET"}, openapi_extra=None)
     assert declared_priority(route) is None
-    assert priority_table([route]) == {("GET", "/x"): PriorityClass.STANDARD}
+    found = RouteTable.compile([route]).match("GET", "/x")
+    assert found is not None
+    assert found[0].priority is PriorityClass.STANDARD
 
 
 def test_unknown_class_is_rejected_with_accepted_values() -> None:
@@ -52,13 +54,19 @@ def test_every_api_route_declares_its_class() -> None:
 
 def test_wedding_day_routes_are_critical_and_imports_bulk() -> None:
     app = create_app(ApiSettings(database_url="postgresql://unused@127.0.0.1/x"))
-    table = priority_table(app.routes)
-    for path in ("/weddings/{wedding_id}/timeline", "/weddings/{wedding_id}/vendors"):
-        assert table[("GET", path)] is PriorityClass.CRITICAL
-    for path in ("/weddings/{wedding_id}/checkins", "/weddings/{wedding_id}/messages"):
-        assert table[("POST", path)] is PriorityClass.CRITICAL
-    assert table[("POST", "/imports/suppliers")] is PriorityClass.BULK
-    assert table[("GET", "/suppliers/search")] is PriorityClass.STANDARD
+    table = RouteTable.compile(app.routes)
+
+    def priority(method: str, path: str) -> PriorityClass:
+        found = table.match(method, path)
+        assert found is not None, path
+        return found[0].priority
+
+    for path in ("/weddings/7/timeline", "/weddings/7/vendors"):
+        assert priority("GET", path) is PriorityClass.CRITICAL
+    for path in ("/weddings/7/checkins", "/weddings/7/messages"):
+        assert priority("POST", path) is PriorityClass.CRITICAL
+    assert priority("POST", "/imports/suppliers") is PriorityClass.BULK
+    assert priority("GET", "/suppliers/search") is PriorityClass.STANDARD
     openapi = app.openapi()
     timeline = openapi["paths"]["/weddings/{wedding_id}/timeline"]["get"]
     assert timeline[PRIORITY_EXTENSION] == "critical"

@@ -17,9 +17,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from wedsync_api.deps import ServicesDep
+from wedsync_api.services import Services
 from wedsync_perf.priorities import PriorityClass, declare
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -62,8 +64,8 @@ async def _timed(name: str, check: Callable[[], Awaitable[object]]) -> tuple[str
 
 
 @router.get("/ready", openapi_extra=CRITICAL)
-async def ready(request: Request) -> JSONResponse:
-    state = request.app.state
+async def ready(services: ServicesDep) -> JSONResponse:
+    state = services
     checks: list[Awaitable[tuple[str, dict[str, Any]]]] = [
         _timed("postgresql:responseTime", lambda: state.pool.fetchval("SELECT 1"))
     ]
@@ -80,7 +82,7 @@ def _level(value: float, warn: float, fail: float) -> str:
     return "fail" if value >= fail else "warn" if value >= warn else "pass"
 
 
-def _local_checks(state: Any) -> list[tuple[str, dict[str, Any]]]:
+def _local_checks(state: Services) -> list[tuple[str, dict[str, Any]]]:
     """This instance's own health: pool, event loop, memory, disk (no I/O to wait on)."""
     import psutil
 
@@ -89,7 +91,7 @@ def _local_checks(state: Any) -> list[tuple[str, dict[str, Any]]]:
     checks = [("pool:utilization", {
         "componentType": "component", "observedValue": round(pool.in_use / pool.size, 3),
         "observedUnit": "ratio", "status": "fail" if saturated else "pass"})]  # fmt: skip
-    admission = getattr(state, "admission", None)
+    admission = state.admission
     if admission is not None:
         lag = admission.loop_lag_s
         checks.append(("eventloop:lag", {

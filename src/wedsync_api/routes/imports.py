@@ -9,8 +9,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from wedsync_api.caching import invalidate
-from wedsync_api.deps import Conn, CurrentTenant, not_found
+from wedsync_api.deps import Conn, CurrentTenant, ServicesDep, not_found
 from wedsync_api.importer import COLUMNS, ImportFormatError, parse_suppliers
 from wedsync_api.models import ImportRejected, ImportResult, RowError
 from wedsync_perf.priorities import PriorityClass, declare
@@ -82,11 +81,16 @@ def _format_of(request: Request) -> str:
     },
 )
 async def import_suppliers(
-    request: Request, tenant: CurrentTenant, conn: Conn, response: Response
+    request: Request,
+    services: ServicesDep,
+    tenant: CurrentTenant,
+    conn: Conn,
+    response: Response,
 ) -> Any:
     """Import suppliers from CSV (header row; `services` separated by `;`) or a JSON
-    array. All rows land or none do."""
-    settings = request.app.state.settings
+    array. All rows land or none do. The body is read and parsed before the database
+    connection is taken."""
+    settings = services.settings
     fmt = _format_of(request)
     body = await _read_limited(request, settings.import_max_bytes)
     try:
@@ -111,11 +115,13 @@ async def import_suppliers(
         return JSONResponse(rejected.model_dump(), status_code=422)
 
     import_id = uuid.uuid4()
-    async with conn.transaction():
-        await conn.copy_records_to_table(
+    # Through the query cache: at commit, the tenant's cached searches are dropped.
+    queries = services.search_queries.bind(conn, tenant=tenant.id)
+    async with queries.transaction():
+        await queries.copy_records_to_table(
             "suppliers", records=parsed.records, columns=("tenant_id", *COLUMNS)
         )
-        row = await conn.fetchrow(
+        row = await queries.fetchrow(
             "INSERT INTO imports (id, tenant_id, kind, format, status, row_count, finished_at)"
             " VALUES ($1, $2, 'suppliers', $3, 'completed', $4, now())"
             " RETURNING id, kind, format, status, row_count, created_at, finished_at",
@@ -125,9 +131,8 @@ async def import_suppliers(
             len(parsed.records),
         )
     assert row is not None  # INSERT … RETURNING always yields the row
-    await invalidate(request, tenant.id, "suppliers")  # event: suppliers imported
     response.headers["Location"] = f"/imports/{import_id}"
-    return ImportResult(**dict(row))
+    return ImportResult(**row)
 
 
 @router.get("/{import_id}", response_model=ImportResult, openapi_extra=BULK)

@@ -1,23 +1,30 @@
-"""Supplier search and profiles (standard priority), served through the cache."""
+"""Supplier search and profiles (standard priority).
+
+A profile is answered from the HTTP response cache (tag `supplier:{id}`); a search's
+rows come from the query cache, tagged by the tables the query reads, so an import
+(COPY into `suppliers`) drops every cached search of its tenant."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 
-import orjson
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 
-from wedsync_api.caching import serve
-from wedsync_api.deps import Conn, CurrentTenant, ResourceId
+from wedsync_api.deps import Conn, CurrentTenant, ResourceId, ServicesDep, json_response
 from wedsync_api.models import Category, Supplier, SupplierPage, SupplierSummary, Text
-from wedsync_api.reads import CachedRead, load_supplier, supplier_read
+from wedsync_api.reads import load_supplier
+from wedsync_perf.caching.query import CachedQueries
+from wedsync_perf.pipeline import CacheRule
 from wedsync_perf.priorities import PriorityClass, declare
 
 router = APIRouter(prefix="/suppliers", tags=["suppliers"])
 STANDARD = declare(PriorityClass.STANDARD)
+PROFILE = declare(
+    PriorityClass.STANDARD, cache=CacheRule("supplier_profile", ("supplier:{supplier_id}",))
+)
 
 _KM_PER_DEGREE = 111.32
 _EARTH_RADIUS_KM = 6371.0
@@ -42,13 +49,10 @@ class SearchFilters:
     page_size: int
     name: str | None = None
 
-    def cache_key(self) -> str:
-        return "search:" + orjson.dumps([str(v) for v in astuple(self)]).decode()
-
 
 @router.get("/search", response_model=SupplierPage, openapi_extra=STANDARD)
 async def search_suppliers(
-    request: Request,
+    services: ServicesDep,
     tenant: CurrentTenant,
     conn: Conn,
     category: Category | None = None,
@@ -83,14 +87,11 @@ async def search_suppliers(
         name,
     )  # fmt: skip
 
-    async def load() -> SupplierPage:
-        return await _search(conn, tenant.id, filters)
-
-    read = CachedRead(filters.cache_key(), "supplier_search", ("suppliers",))
-    return await serve(request, tenant.id, read, load)
+    queries = services.search_queries.bind(conn, tenant=tenant.id)
+    return json_response(await _search(queries, tenant.id, filters))
 
 
-async def _search(conn: Conn, tenant_id: int, f: SearchFilters) -> SupplierPage:
+async def _search(queries: CachedQueries, tenant_id: int, f: SearchFilters) -> SupplierPage:
     args: list[object] = [tenant_id]
     where = ["s.tenant_id = $1"]
 
@@ -131,25 +132,18 @@ async def _search(conn: Conn, tenant_id: int, f: SearchFilters) -> SupplierPage:
 
     limit = param(f.page_size + 1)
     offset = param((f.page - 1) * f.page_size)
-    rows = await conn.fetch(
+    rows = await queries.fetch(
         f"SELECT s.id, s.name, s.category, s.region, s.rating, s.price_band,"
         f" {distance} AS distance_km FROM suppliers s WHERE {' AND '.join(where)}"
         f" ORDER BY {order} LIMIT {limit} OFFSET {offset}",
         *args,
     )
-    items = [SupplierSummary(**dict(r)) for r in rows[: f.page_size]]
+    items = [SupplierSummary(**r) for r in rows[: f.page_size]]
     return SupplierPage(
         items=items, page=f.page, page_size=f.page_size, has_more=len(rows) > f.page_size
     )
 
 
-@router.get("/{supplier_id}", response_model=Supplier, openapi_extra=STANDARD)
-async def get_supplier(
-    request: Request, supplier_id: ResourceId, tenant: CurrentTenant, conn: Conn
-) -> Response:
-    return await serve(
-        request,
-        tenant.id,
-        supplier_read(supplier_id),
-        lambda: load_supplier(conn, tenant.id, supplier_id),
-    )
+@router.get("/{supplier_id}", response_model=Supplier, openapi_extra=PROFILE)
+async def get_supplier(supplier_id: ResourceId, tenant: CurrentTenant, conn: Conn) -> Response:
+    return json_response(await load_supplier(conn, tenant.id, supplier_id))

@@ -1,4 +1,6 @@
-"""Venue availability and bookings (standard priority)."""
+"""Venue availability and bookings (standard priority). Availability comes through the
+query cache (tagged by `venues` and `venue_bookings`); a booking, written through it,
+drops its tenant's cached availability once committed."""
 
 from __future__ import annotations
 
@@ -6,12 +8,10 @@ from datetime import date, timedelta
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 
-from wedsync_api.caching import invalidate, serve
-from wedsync_api.deps import Conn, CurrentTenant, ResourceId, not_found
+from wedsync_api.deps import Conn, CurrentTenant, ResourceId, ServicesDep, json_response, not_found
 from wedsync_api.models import Booking, BookingRequest, DayAvailability, VenueAvailability
-from wedsync_api.reads import CachedRead
 from wedsync_perf.priorities import PriorityClass, declare
 
 router = APIRouter(prefix="/venues", tags=["venues"])
@@ -21,7 +21,7 @@ MAX_RANGE_DAYS = 366
 
 @router.get("/{venue_id}/availability", response_model=VenueAvailability, openapi_extra=STANDARD)
 async def venue_availability(
-    request: Request,
+    services: ServicesDep,
     venue_id: ResourceId,
     tenant: CurrentTenant,
     conn: Conn,
@@ -33,33 +33,28 @@ async def venue_availability(
     if (to - from_).days >= MAX_RANGE_DAYS:
         raise HTTPException(422, f"range must span at most {MAX_RANGE_DAYS} days")
 
-    async def load() -> VenueAvailability:
-        exists = await conn.fetchval(
-            "SELECT 1 FROM venues WHERE tenant_id = $1 AND id = $2", tenant.id, venue_id
-        )
-        if exists is None:
-            raise not_found("venue")
-        booked = {
-            r["day"]
-            for r in await conn.fetch(
-                "SELECT day FROM venue_bookings WHERE tenant_id = $1 AND venue_id = $2"
-                " AND day BETWEEN $3 AND $4",
-                tenant.id,
-                venue_id,
-                from_,
-                to,
-            )
-        }
-        days = [
-            DayAvailability(day=d, available=d not in booked)
-            for d in (from_ + timedelta(days=i) for i in range((to - from_).days + 1))
-        ]
-        return VenueAvailability(venue_id=venue_id, days=days)
-
-    read = CachedRead(
-        f"availability:{venue_id}:{from_}:{to}", "venue_availability", (f"venue:{venue_id}",)
+    queries = services.availability_queries.bind(conn, tenant=tenant.id)
+    exists = await queries.fetchval(
+        "SELECT 1 FROM venues WHERE tenant_id = $1 AND id = $2", tenant.id, venue_id
     )
-    return await serve(request, tenant.id, read, load)
+    if exists is None:
+        raise not_found("venue")
+    booked = {
+        r["day"]
+        for r in await queries.fetch(
+            "SELECT day FROM venue_bookings WHERE tenant_id = $1 AND venue_id = $2"
+            " AND day BETWEEN $3 AND $4",
+            tenant.id,
+            venue_id,
+            from_,
+            to,
+        )
+    }
+    days = [
+        DayAvailability(day=d, available=d not in booked)
+        for d in (from_ + timedelta(days=i) for i in range((to - from_).days + 1))
+    ]
+    return json_response(VenueAvailability(venue_id=venue_id, days=days))
 
 
 @router.post(
@@ -70,21 +65,22 @@ async def venue_availability(
     responses={409: {"description": "The venue is already booked that day"}},
 )
 async def book_venue(
-    request: Request,
+    services: ServicesDep,
     venue_id: ResourceId,
     body: BookingRequest,
     tenant: CurrentTenant,
     conn: Conn,
     response: Response,
 ) -> Booking:
-    async with conn.transaction():
-        exists = await conn.fetchval(
+    queries = services.availability_queries.bind(conn, tenant=tenant.id)
+    async with queries.transaction():  # the booking drops cached availability at commit
+        exists = await queries.fetchval(
             "SELECT 1 FROM venues WHERE tenant_id = $1 AND id = $2", tenant.id, venue_id
         )
         if exists is None:
             raise not_found("venue")
         if body.wedding_id is not None:
-            owned = await conn.fetchval(
+            owned = await queries.fetchval(
                 "SELECT 1 FROM weddings WHERE tenant_id = $1 AND id = $2",
                 tenant.id,
                 body.wedding_id,
@@ -92,7 +88,7 @@ async def book_venue(
             if owned is None:
                 raise not_found("wedding")
         try:
-            row = await conn.fetchrow(
+            row = await queries.fetchrow(
                 "INSERT INTO venue_bookings (tenant_id, venue_id, day, wedding_id)"
                 " VALUES ($1, $2, $3, $4) RETURNING id, venue_id, day, wedding_id",
                 tenant.id,
@@ -103,6 +99,5 @@ async def book_venue(
         except asyncpg.UniqueViolationError:
             raise HTTPException(409, f"venue is already booked on {body.day.isoformat()}") from None
     assert row is not None
-    await invalidate(request, tenant.id, f"venue:{venue_id}")  # event: booking created
     response.headers["Location"] = f"/venues/{venue_id}/availability?from={body.day}&to={body.day}"
-    return Booking(**dict(row))
+    return Booking(**row)

@@ -1,15 +1,23 @@
 """Weddings and the wedding day. The day-of routes are critical: they are what a
-supplier on site opens, and what must stay fast on a Saturday."""
+supplier on site opens, and what must stay fast on a Saturday.
+
+The three reads are answered from the HTTP response cache (their `CacheRule`s below);
+a handler runs only on a miss. Writes invalidate what they change:
+
+| event (write route)  | invalidates            | stays cached                   |
+|----------------------|------------------------|--------------------------------|
+| vendor checked in    | vendors:{id}           | the timeline, wedding details  |
+| message posted       | nothing cached         | everything                     |
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Response
 
-from wedsync_api.caching import invalidate, serve
-from wedsync_api.deps import Conn, CurrentTenant, ResourceId, not_found
+from wedsync_api.deps import Conn, CurrentTenant, ResourceId, ServicesDep, json_response, not_found
 from wedsync_api.models import (
     Checkin,
     CheckinRequest,
@@ -19,61 +27,58 @@ from wedsync_api.models import (
     VendorList,
     Wedding,
 )
-from wedsync_api.reads import (
-    load_timeline,
-    load_vendors,
-    load_wedding,
-    timeline_read,
-    vendors_read,
-    wedding_read,
-)
+from wedsync_api.reads import load_timeline, load_vendors, load_wedding
+from wedsync_perf.pipeline import CacheRule
 from wedsync_perf.priorities import PriorityClass, declare
 from wedsync_perf.scaling.fanout import fan_out
 
 router = APIRouter(prefix="/weddings", tags=["weddings"])
-STANDARD = declare(PriorityClass.STANDARD)
 CRITICAL = declare(PriorityClass.CRITICAL)
+_DATE = "wedding_date"  # the TTL follows the wedding: frozen in its last 72 hours
+WEDDING = declare(
+    PriorityClass.STANDARD,
+    cache=CacheRule("wedding", ("wedding:{wedding_id}",), wedding_date_field=_DATE),
+)
+TIMELINE = declare(
+    PriorityClass.CRITICAL,
+    cache=CacheRule("wedding_timeline", ("wedding:{wedding_id}", "timeline:{wedding_id}"), _DATE),
+)
+# Contacts: the "wedding_vendors" data class is sealed (AES-GCM) in the shared cache.
+VENDORS = declare(
+    PriorityClass.CRITICAL,
+    cache=CacheRule("wedding_vendors", ("wedding:{wedding_id}", "vendors:{wedding_id}"), _DATE),
+)
 
 _OWNED = "SELECT 1 FROM weddings WHERE tenant_id = $1 AND id = $2"
 
 
-@router.get("/{wedding_id}", response_model=Wedding, openapi_extra=STANDARD)
-async def get_wedding(
-    request: Request, wedding_id: ResourceId, tenant: CurrentTenant, conn: Conn
-) -> Response:
-    load = lambda: load_wedding(conn, tenant.id, wedding_id)  # noqa: E731
-    return await serve(request, tenant.id, wedding_read(wedding_id), load)
+@router.get("/{wedding_id}", response_model=Wedding, openapi_extra=WEDDING)
+async def get_wedding(wedding_id: ResourceId, tenant: CurrentTenant, conn: Conn) -> Response:
+    return json_response(await load_wedding(conn, tenant.id, wedding_id))
 
 
-@router.get("/{wedding_id}/timeline", response_model=Timeline, openapi_extra=CRITICAL)
-async def get_timeline(
-    request: Request, wedding_id: ResourceId, tenant: CurrentTenant, conn: Conn
-) -> Response:
-    load = lambda: load_timeline(conn, tenant.id, wedding_id)  # noqa: E731
-    return await serve(request, tenant.id, timeline_read(wedding_id), load)
+@router.get("/{wedding_id}/timeline", response_model=Timeline, openapi_extra=TIMELINE)
+async def get_timeline(wedding_id: ResourceId, tenant: CurrentTenant, conn: Conn) -> Response:
+    return json_response(await load_timeline(conn, tenant.id, wedding_id))
 
 
-@router.get("/{wedding_id}/vendors", response_model=VendorList, openapi_extra=CRITICAL)
-async def get_vendors(
-    request: Request, wedding_id: ResourceId, tenant: CurrentTenant, conn: Conn
-) -> Response:
-    load = lambda: load_vendors(conn, tenant.id, wedding_id)  # noqa: E731
-    return await serve(request, tenant.id, vendors_read(wedding_id), load)
+@router.get("/{wedding_id}/vendors", response_model=VendorList, openapi_extra=VENDORS)
+async def get_vendors(wedding_id: ResourceId, tenant: CurrentTenant, conn: Conn) -> Response:
+    return json_response(await load_vendors(conn, tenant.id, wedding_id))
 
 
 @router.get("/{wedding_id}/vendors/live", openapi_extra=CRITICAL)
 async def live_vendor_status(
-    request: Request, wedding_id: ResourceId, tenant: CurrentTenant, conn: Conn
+    services: ServicesDep, wedding_id: ResourceId, tenant: CurrentTenant, conn: Conn
 ) -> dict[str, Any]:
     """Each vendor's own system, asked at once under one deadline (a slow one hedged
     once): whatever answered, with a status per vendor — the day-of list never waits on
     the slowest florist."""
-    vendors_client = getattr(request.app.state, "vendors_client", None)
+    vendors_client = services.vendors_client
     if vendors_client is None:
         raise HTTPException(404, "no vendor systems configured (WEDSYNC_API_VENDOR_SYSTEMS)")
     listed = await load_vendors(conn, tenant.id, wedding_id)
-    settings = request.app.state.settings
-    deadline = settings.vendor_deadline_ms / 1000
+    deadline = services.settings.vendor_deadline_ms / 1000
 
     def ask(supplier_id: int) -> Callable[[], Awaitable[Any]]:
         async def call() -> Any:
@@ -102,7 +107,7 @@ async def live_vendor_status(
     "/{wedding_id}/checkins", response_model=Checkin, status_code=201, openapi_extra=CRITICAL
 )
 async def check_in(
-    request: Request,
+    services: ServicesDep,
     wedding_id: ResourceId,
     body: CheckinRequest,
     tenant: CurrentTenant,
@@ -133,7 +138,7 @@ async def check_in(
     assert row is not None
     # Event "vendor checked in": only the vendor list (arrival status) changed; the
     # timeline and wedding details stay cached through the busiest hour of the day.
-    await invalidate(request, tenant.id, f"vendors:{wedding_id}")
+    await services.cache.invalidate(f"vendors:{wedding_id}", tenant=tenant.id)
     return Checkin(**dict(row))
 
 

@@ -171,18 +171,6 @@ class Cache:
         found, value = await self._read(self.names.entry(tenant, key), data_class, model)
         return value if found else default
 
-    def peek_local(
-        self, key: str, *, tenant: str | int | None, data_class: str = "default"
-    ) -> tuple[bool, Any]:
-        """(found, value) from this process's tier only: no I/O, and a miss is not
-        counted — the caller falls back to `get_or_set`, which counts it once."""
-        if self.local is None or not self.policy.of(data_class).local:
-            return False, None
-        hit, value = self.local.get(self.names.entry(tenant, key))
-        if hit:
-            self.stats.of(data_class).hits_local += 1
-        return hit, value
-
     async def set(
         self,
         key: str,

@@ -13,14 +13,18 @@ does); bind with `tenant=None` for shared tables. Rows come back as dicts with t
 Python types intact (dates, datetimes, UUIDs, decimals, bytes survive the round trip).
 Invalidation after a write happens once the write is committed: inside `transaction()`
 at commit, otherwise right after the statement.
+
+`QueryCache(None)` caches nothing and gives the same interface (rows as dicts): an app
+built without the cache runs the same handlers.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence, Set
 from contextlib import asynccontextmanager
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -42,6 +46,7 @@ _WRITE = re.compile(
 _STRING = re.compile(r"'(?:[^']|'')*'")
 
 
+@functools.lru_cache(maxsize=1024)
 def normalise(sql: str) -> str:
     """One spacing and lower case — outside string literals, which stay as written
     (two statements differing only inside a literal must not share a key)."""
@@ -54,12 +59,15 @@ def normalise(sql: str) -> str:
     return "".join(parts).strip()
 
 
-def tables_read(sql: str) -> set[str]:
-    return {t.split(".")[-1].lower() for t in _READ.findall(_STRING.sub("''", sql))}
+@functools.lru_cache(maxsize=1024)
+def tables_read(sql: str) -> frozenset[str]:
+    """Tables a statement reads (memoised: an app's statements are a small set)."""
+    return frozenset(t.split(".")[-1].lower() for t in _READ.findall(_STRING.sub("''", sql)))
 
 
-def tables_written(sql: str) -> set[str]:
-    return {t.split(".")[-1].lower() for t in _WRITE.findall(_STRING.sub("''", sql))}
+@functools.lru_cache(maxsize=1024)
+def tables_written(sql: str) -> frozenset[str]:
+    return frozenset(t.split(".")[-1].lower() for t in _WRITE.findall(_STRING.sub("''", sql)))
 
 
 def _encode(value: Any) -> Any:
@@ -114,7 +122,7 @@ def _decode(value: Any) -> Any:
 
 class QueryCache:
     def __init__(
-        self, cache: Cache, *, data_class: str = "query", ttl_s: float | None = None
+        self, cache: Cache | None, *, data_class: str = "query", ttl_s: float | None = None
     ) -> None:
         self.cache = cache
         self.data_class = data_class
@@ -134,6 +142,12 @@ class CachedQueries:
         self._pending: set[str] | None = None  # tables written in the open transaction
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        cache = self._owner.cache
+        written = tables_written(sql)
+        if cache is None or written:  # a write that returns rows is never cached
+            rows = [dict(row) for row in await self.conn.fetch(sql, *args)]
+            await self._written(written)
+            return rows
         text = normalise(sql)
         key = "q:" + orjson.dumps([text, _encode(list(args))]).decode()
         tags = [f"table:{t}" for t in sorted(tables_read(sql))]
@@ -144,7 +158,7 @@ class CachedQueries:
 
         if self._pending is not None:  # inside our own write transaction: no caching
             return [_decode_row(r) for r in await load()]
-        cached = await self._owner.cache.get_or_set(
+        cached = await cache.get_or_set(
             key, load, tenant=self.tenant, data_class=self._owner.data_class, tags=tags,
             ttl_s=self._owner.ttl_s,
         )  # fmt: skip
@@ -167,8 +181,13 @@ class CachedQueries:
         await self.conn.executemany(sql, args)
         await self._written(tables_written(sql))
 
-    async def _written(self, tables: set[str]) -> None:
-        if not tables:
+    async def copy_records_to_table(self, table_name: str, **kwargs: Any) -> Any:
+        result = await self.conn.copy_records_to_table(table_name, **kwargs)
+        await self._written({table_name.split(".")[-1].lower()})
+        return result
+
+    async def _written(self, tables: Set[str]) -> None:
+        if not tables or self._owner.cache is None:
             return
         if self._pending is not None:
             self._pending |= tables
@@ -186,7 +205,7 @@ class CachedQueries:
             async with self.conn.transaction():
                 yield self
             tables, self._pending = self._pending, None
-            if tables:
+            if tables and self._owner.cache is not None:
                 await self._owner.cache.invalidate(
                     *(f"table:{t}" for t in tables), tenant=self.tenant
                 )

@@ -247,6 +247,11 @@ class LanedPool:
     async def close(self) -> None:
         await self.pool.close()
 
+    @property
+    def closed(self) -> bool:
+        """Closed or closing: no connection will be handed out again."""
+        return bool(self.pool.is_closing())
+
     def queueing_delay_s(self) -> float:
         """How long the oldest critical or standard waiter has waited: a standing queue
         for connections, which admission control steers by (`AdmissionController`'s

@@ -141,47 +141,31 @@ class TimedConnection:
         self._conn = conn
         self._queries = queries
 
-    async def fetch(self, query: str, *args: Any, **kwargs: Any) -> Any:
+    async def _timed(self, method: str, text: str, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         try:
-            return await self._conn.fetch(query, *args, **kwargs)
+            return await getattr(self._conn, method)(*args, **kwargs)
         finally:
-            self._queries.add(query, time.perf_counter() - started)
+            self._queries.add(text, time.perf_counter() - started)
+
+    async def fetch(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        return await self._timed("fetch", query, query, *args, **kwargs)
 
     async def fetchrow(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return await self._conn.fetchrow(query, *args, **kwargs)
-        finally:
-            self._queries.add(query, time.perf_counter() - started)
+        return await self._timed("fetchrow", query, query, *args, **kwargs)
 
     async def fetchval(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return await self._conn.fetchval(query, *args, **kwargs)
-        finally:
-            self._queries.add(query, time.perf_counter() - started)
+        return await self._timed("fetchval", query, query, *args, **kwargs)
 
     async def execute(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return await self._conn.execute(query, *args, **kwargs)
-        finally:
-            self._queries.add(query, time.perf_counter() - started)
+        return await self._timed("execute", query, query, *args, **kwargs)
 
     async def executemany(self, command: str, args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return await self._conn.executemany(command, args, **kwargs)
-        finally:
-            self._queries.add(command, time.perf_counter() - started)
+        return await self._timed("executemany", command, command, args, **kwargs)
 
     async def copy_records_to_table(self, table_name: str, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return await self._conn.copy_records_to_table(table_name, **kwargs)
-        finally:
-            self._queries.add(f"COPY {table_name} FROM STDIN", time.perf_counter() - started)
+        text = f"COPY {table_name} FROM STDIN"
+        return await self._timed("copy_records_to_table", text, table_name, **kwargs)
 
     def __getattr__(self, name: str) -> Any:  # transaction(), is_closed(), …
         return getattr(self._conn, name)

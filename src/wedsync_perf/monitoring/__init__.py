@@ -1,14 +1,14 @@
 """Per-route latency and throughput: sketches, windows, middleware, exports.
 
-Typical use::
+Typical use (the classifier, outermost, tells monitoring which route a request is for)::
 
     recorder = Recorder()
     app.add_middleware(MonitoringMiddleware, recorder=recorder)
+    app.add_middleware(ClassifierMiddleware, table=RouteTable.compile(app.routes))
 """
 
 from wedsync_perf.monitoring.middleware import CACHE_SCOPE_KEY, MonitoringMiddleware, mark_cache_hit
 from wedsync_perf.monitoring.recorder import OVERFLOW_ROUTE, UNMATCHED_ROUTE, Recorder, Window
-from wedsync_perf.monitoring.routes import ResolvedRoute, RouteResolver
 from wedsync_perf.monitoring.series import SeriesKey, SeriesStats, status_class
 from wedsync_perf.monitoring.sketch import LatencySketch
 
@@ -19,8 +19,6 @@ __all__ = [
     "LatencySketch",
     "MonitoringMiddleware",
     "Recorder",
-    "ResolvedRoute",
-    "RouteResolver",
     "SeriesKey",
     "SeriesStats",
     "Window",

@@ -1,5 +1,10 @@
 """`MonitoringMiddleware`: pure ASGI, one timer and one `Recorder.record` per request.
 
+It sits right inside `ClassifierMiddleware` (which puts the request's `ResolvedRoute` in
+the scope), so every outcome is recorded under its route and class — refusals made
+before routing (admission's 503, the 401 and 429 of access control) included. Routes
+the table marks internal (probes, the monitoring endpoints) are not recorded.
+
 Per HTTP request it records the route template, method, status class, priority class,
 latency, response size, time to first byte (streamed responses), and whether a cache
 served it. The end time is taken when the last body chunk is sent, so background tasks
@@ -10,21 +15,17 @@ websocket scopes pass straight through.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, MutableMapping
-from typing import Any
 
+from wedsync_perf.asgi import ASGIApp, Message, Receive, Scope, Send
 from wedsync_perf.monitoring.recorder import UNMATCHED_ROUTE, Recorder
-from wedsync_perf.monitoring.routes import RouteResolver
+from wedsync_perf.pipeline.routing import ROUTE_KEY, ResolvedRoute
 from wedsync_perf.priorities import PriorityClass
 
 __all__ = ["CACHE_SCOPE_KEY", "MonitoringMiddleware", "mark_cache_hit"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+_log = logging.getLogger(__name__)
 
 CACHE_SCOPE_KEY = "wedsync_perf.cache_hit"
 CLIENT_CLOSED = 499  # nginx's code for "client closed request"
@@ -36,35 +37,35 @@ def mark_cache_hit(scope: Scope) -> None:
 
 
 class MonitoringMiddleware:
-    """Wrap an ASGI app: `app = MonitoringMiddleware(app, recorder=recorder)`, or with
-    FastAPI/Starlette `app.add_middleware(MonitoringMiddleware, recorder=recorder)`."""
+    """`ClassifierMiddleware(MonitoringMiddleware(app, recorder=recorder), table=…)`;
+    with FastAPI/Starlette, add this first and the classifier after it (the last added
+    runs outermost)."""
 
     def __init__(
         self,
         app: ASGIApp,
         *,
         recorder: Recorder,
-        resolver: RouteResolver | None = None,
         unmatched_priority: PriorityClass = PriorityClass.STANDARD,
-        skip_paths: Collection[str] = (),
     ) -> None:
-        """`skip_paths`: exact paths (relative to `root_path`) not to record, such as
-        health probes and the metrics endpoint itself."""
         self.app = app
-        self._skip = frozenset(skip_paths)
         self.recorder = recorder
-        self.resolver = resolver or RouteResolver()
         self._unmatched_priority = unmatched_priority.value
         self._clock = time.perf_counter
+        self._warned = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        entry_root_path = scope.get("root_path", "")
-        if self._skip and scope["path"][len(entry_root_path) :] in self._skip:
+        route: ResolvedRoute | None = scope.get(ROUTE_KEY)
+        if route is not None and route.internal:
             await self.app(scope, receive, send)
             return
+        if route is None and ROUTE_KEY not in scope and not self._warned:
+            self._warned = True
+            _log.warning("no ClassifierMiddleware outside MonitoringMiddleware: requests "
+                         "are recorded as %s", UNMATCHED_ROUTE)  # fmt: skip
         clock = self._clock
         started = clock()
         status = 0
@@ -107,23 +108,22 @@ class MonitoringMiddleware:
             end = finished or clock()
             if not finished and status and disconnected:
                 status = CLIENT_CLOSED
-            self._record(scope, entry_root_path, status or 500, end - started, size,
+            self._record(scope, route, status or 500, end - started, size,
                          (first_byte - started) if streamed else None)  # fmt: skip
 
     def _record(
         self,
         scope: Scope,
-        entry_root_path: str,
+        resolved: ResolvedRoute | None,
         status: int,
         duration: float,
         size: int,
         ttfb: float | None,
     ) -> None:
-        resolved = self.resolver.resolve(scope, entry_root_path)
         if resolved is None:
             route, priority = UNMATCHED_ROUTE, self._unmatched_priority
         else:
-            route, priority = resolved.template, resolved.priority
+            route, priority = resolved.template, resolved.priority.value
         self.recorder.record(
             route,
             scope.get("method", "GET"),

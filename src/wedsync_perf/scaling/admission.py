@@ -22,8 +22,8 @@ An in-app latency gradient (Netflix concurrency-limits' Gradient2, this module's
 version) was measured to fail here: its long-term baseline followed the queueing latency
 up, and the limit grew past anything in flight.
 
-`AdmissionMiddleware` (pure ASGI) classifies each request by its route's declared
-priority *before* routing and admits it while the in-flight count is below its class's
+`AdmissionMiddleware` (pure ASGI) takes each request's priority from the route the
+classifier resolved (before routing) and admits it while the in-flight count is below its class's
 share of the limit: bulk may use `bulk_share` of it, standard `standard_share`.
 Critical work is held only by `max_limit`, never by the adaptive limit: critical
 requests in flight count against the others' shares, so they crowd out standard and bulk
@@ -31,29 +31,25 @@ work, never the reverse. (A cap for critical work once everything else is shed w
 tried: it turned one disturbed run's slow database into 503s for half the critical
 requests, so it is not here.) A refused request gets 503 with `Retry-After`
 at once — no database, no authentication, a few tens of µs — which is what drains the
-loop. Health probes are never shed.
+loop. Internal routes (health probes, monitoring endpoints) are never shed; a request
+no route matches counts as standard.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from wedsync_perf.asgi import ASGIApp, Receive, Scope, Send, respond
 from wedsync_perf.background import BackgroundLoop
-from wedsync_perf.monitoring.routes import template_regex
-from wedsync_perf.priorities import PriorityClass, priority_table
+from wedsync_perf.pipeline.routing import ROUTE_KEY, ResolvedRoute
+from wedsync_perf.priorities import PriorityClass
 
 __all__ = ["AdaptiveLimit", "AdmissionController", "AdmissionMiddleware"]
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 @dataclass
@@ -104,7 +100,6 @@ class AdmissionController:
         limit: AdaptiveLimit | None = None,
         bulk_share: float = 0.5,
         standard_share: float = 0.85,
-        exempt_paths: frozenset[str] = frozenset({"/health/live", "/health/ready"}),
         retry_after_s: int = 1,
         tick_s: float = 0.02,
         critical_target_s: float = 0.025,
@@ -116,7 +111,6 @@ class AdmissionController:
             raise ValueError("need 0 < bulk_share <= standard_share <= 1")
         self.limit = limit or AdaptiveLimit()
         self.shares = {PriorityClass.BULK: bulk_share, PriorityClass.STANDARD: standard_share}
-        self.exempt = exempt_paths
         self.retry_after = str(retry_after_s).encode()
         self.in_flight = 0
         self.counters = _Counters()
@@ -130,7 +124,6 @@ class AdmissionController:
         self._recent_delay: deque[float] = deque(maxlen=3)
         self._critical: deque[list[float]] = deque([[] for _ in range(3)], maxlen=3)
         self.ticks = self.congested_ticks = 0
-        self._routes: dict[str, list[tuple[re.Pattern[str], PriorityClass]]] | None = None
         self._watcher = BackgroundLoop(self._watch, "wedsync-perf-loop-lag")
 
     def add_delay_signal(self, signal: Callable[[], float]) -> None:
@@ -178,22 +171,6 @@ class AdmissionController:
         self.congested_ticks += congested
         self.limit.update(congested, self.in_flight)
 
-    def learn_routes(self, routes: Any) -> None:
-        """The app's routes, per method, so a request scans only its own method's."""
-        table: dict[str, list[tuple[re.Pattern[str], PriorityClass]]] = {}
-        for (method, template), priority in priority_table(routes).items():
-            table.setdefault(method, []).append((template_regex(template), priority))
-        table.setdefault("HEAD", []).extend(table.get("GET", []))
-        self._routes = table
-
-    def classify(self, scope: Scope) -> PriorityClass:
-        """The declared priority of the route `scope` will reach (before routing)."""
-        path = scope["path"]
-        for pattern, priority in (self._routes or {}).get(scope["method"], ()):
-            if pattern.fullmatch(path):
-                return priority
-        return PriorityClass.STANDARD
-
     def admits(self, priority: PriorityClass) -> bool:
         if priority is PriorityClass.CRITICAL:
             return self.in_flight < self.limit.max_limit
@@ -217,19 +194,19 @@ class AdmissionMiddleware:
     def __init__(self, app: ASGIApp, controller: AdmissionController | None = None) -> None:
         self.app = app
         self.controller = controller or AdmissionController()
+        self._bodies = {p: _shed_body(p) for p in PriorityClass}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        control = self.controller
-        if scope["type"] != "http" or scope["path"] in control.exempt:
+        route: ResolvedRoute | None = scope.get(ROUTE_KEY)
+        if scope["type"] != "http" or (route is not None and route.internal):
             await self.app(scope, receive, send)
             return
-        if control._routes is None:  # first request: the app is known only now
-            app = scope.get("app", self.app)
-            control.learn_routes(getattr(app, "routes", None) or getattr(self.app, "routes", []))
-        priority = control.classify(scope)
+        control = self.controller
+        priority = route.priority if route is not None else PriorityClass.STANDARD
         if not control.admits(priority):
             control.counters.rejected[priority] += 1
-            await _reject(send, control.retry_after, priority)
+            await respond(send, 503, self._bodies[priority], [
+                (b"retry-after", control.retry_after), (b"cache-control", b"no-store")])  # fmt: skip
             return
         control.counters.admitted[priority] += 1
         control.in_flight += 1
@@ -242,13 +219,9 @@ class AdmissionMiddleware:
                 control.record_critical(time.perf_counter() - started)
 
 
-async def _reject(send: Send, retry_after: bytes, priority: PriorityClass) -> None:
-    body = (
+def _shed_body(priority: PriorityClass) -> bytes:
+    return (
         b'{"detail":"over capacity: '
         + priority.value.encode()
         + b' work is shed first; retry shortly"}'
     )
-    await send({"type": "http.response.start", "status": 503, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"retry-after", retry_after), (b"cache-control", b"no-store")]})  # fmt: skip
-    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,266 @@
+"""Everything the API runs on, in one typed object: built with the app, started and
+released by its lifespan through one `AsyncExitStack`.
+
+What needs no I/O (the monitor, the cache, admission control, the rate limiter, the
+authenticator) is built with the app, because the pipeline's middleware holds it from
+the start. What needs the network (the database pools, replica routing, the vendor
+client, the cache's invalidation bus, warming) starts in `start()`, each piece's release
+registered the moment it exists: a failure at any point of startup releases everything
+started before it, in reverse order.
+
+`WEDSYNC_API_LAYER=off` is decided here, once: no response cache, no query cache (a
+pass-through with the same interface), one first-come pool lane, no admission control.
+The request path has no branch on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import AsyncExitStack
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis.asyncio as redis_asyncio
+
+from wedsync_api.db import create_pool, database_url
+from wedsync_api.settings import ApiSettings
+from wedsync_perf.caching import Cache, build_cache
+from wedsync_perf.caching.http import ResponseCache
+from wedsync_perf.caching.metrics import CacheCollector
+from wedsync_perf.caching.query import QueryCache
+from wedsync_perf.database import LanedPool
+from wedsync_perf.database.metrics import PoolCollector
+from wedsync_perf.database.queries import QueryTracker
+from wedsync_perf.database.replicas import ReplicaRouter, WritePositions
+from wedsync_perf.errors import WedsyncPerfError
+from wedsync_perf.monitoring.alerts import ThresholdRule, windowed_ratio
+from wedsync_perf.monitoring.monitor import Monitor
+from wedsync_perf.pipeline import ApiKeyAuthenticator, RateLimiter, RouteTable
+from wedsync_perf.scaling.admission import AdaptiveLimit, AdmissionController
+from wedsync_perf.scaling.balancer import BalancedTransport
+from wedsync_perf.scaling.metrics import AdmissionCollector, BalancerCollector
+from wedsync_perf.settings import PerfSettings
+
+__all__ = ["NotStarted", "Services"]
+
+_log = logging.getLogger(__name__)
+
+
+class NotStarted(WedsyncPerfError):
+    """A service that exists only while the app runs was asked for before startup."""
+
+    http_status = 503
+
+
+class Services:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        perf: PerfSettings,
+        *,
+        dsn: str | None = None,
+        cache: Cache | None = None,
+    ) -> None:
+        """`dsn` overrides URL resolution (tests pass a prepared database); `cache`
+        replaces the one the settings describe."""
+        self.settings = settings
+        self.perf = perf
+        self._dsn = dsn
+        layer_on = settings.layer == "on"
+        self.redis: redis_asyncio.Redis | None = (
+            redis_asyncio.Redis.from_url(settings.redis_url) if settings.redis_url else None
+        )
+        self.monitor = Monitor(perf, redis=self.redis)
+        self.cache = cache if cache is not None else build_cache(perf, redis=self.redis)
+        self.monitor.registry.register(CacheCollector(self.cache))
+        self.responses: ResponseCache | None = ResponseCache(self.cache) if layer_on else None
+        shared = self.cache if layer_on else None
+        self.search_queries = QueryCache(shared, data_class="supplier_search")
+        self.availability_queries = QueryCache(shared, data_class="venue_availability")
+        self.queries = QueryTracker()  # per-route statements, N+1
+        self.monitor.add_section("queries", self.queries.report)
+        self.monitor.add_section("query_cache", self._query_cache_figures)
+        self.limiter = RateLimiter(settings.rate_limit, settings.redis_url, self.redis)
+        self.authenticator = ApiKeyAuthenticator(
+            self._lookup_key, ttl_s=settings.auth_cache_seconds
+        )
+        self.admission: AdmissionController | None = None
+        if settings.admission and layer_on:
+            self.admission = AdmissionController(
+                limit=AdaptiveLimit(initial=settings.admission_initial_limit, max_limit=10_000)
+            )
+            self.monitor.add_section("admission", self.admission.report)
+            self.monitor.registry.register(AdmissionCollector(self.admission))
+        self.data_dir: Path = perf.data_dir if perf.data_dir.exists() else perf.data_dir.parent
+        self.routes = RouteTable()  # the app's, once compiled (see create_app)
+        self.vendors_client: httpx.AsyncClient | None = None
+        self._pool: LanedPool | None = None
+        self._router: ReplicaRouter | None = None
+
+    # -- what exists only while running ----------------------------------------------
+
+    @property
+    def pool(self) -> LanedPool:
+        if self._pool is None:
+            raise NotStarted("the database pool starts with the app's lifespan")
+        return self._pool
+
+    @property
+    def router(self) -> ReplicaRouter:
+        if self._router is None:
+            raise NotStarted("replica routing starts with the app's lifespan")
+        return self._router
+
+    async def _lookup_key(self, digest: bytes) -> int | None:
+        tenant: int | None = await self.pool.fetchval(
+            "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", digest
+        )
+        return tenant
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self, stack: AsyncExitStack) -> None:
+        """Start everything, registering each release on `stack` as it starts."""
+        settings = self.settings
+        if self.redis is not None:
+            stack.push_async_callback(self.redis.aclose)
+        self._pool = pool = await self._laned(self._dsn or database_url(settings, self.perf))
+        stack.push_async_callback(pool.close)
+        self._register(stack, PoolCollector(pool))
+        self.monitor.add_section("pool", lambda: _pool_figures(pool))
+        replicas: dict[str, LanedPool] = {}
+        for i, url in enumerate(settings.replicas, 1):
+            replicas[f"replica-{i}"] = replica = await self._laned(url)
+            stack.push_async_callback(replica.close)
+        positions = WritePositions(self.redis, prefix=self.perf.redis_prefix) if replicas else None
+        self._router = router = ReplicaRouter(
+            pool, replicas, positions, max_lag_s=settings.replica_max_lag_ms / 1000
+        )
+        await router.start()
+        stack.push_async_callback(router.close)
+        if replicas:
+            self.monitor.add_section("replicas", router.report)
+        if settings.vendor_urls:  # vendor systems behind the balancer (ejection, budget)
+            transport = BalancedTransport(settings.vendor_urls)
+            self.vendors_client = httpx.AsyncClient(
+                transport=transport, timeout=settings.vendor_deadline_ms / 1000
+            )
+            stack.push_async_callback(self.vendors_client.aclose)
+            self._register(stack, BalancerCollector(transport, upstream="vendors"))
+        self._add_alert_rules(pool, router)
+        self.monitor.start()
+        stack.push_async_callback(self.monitor.stop)
+        if self.admission is not None:
+            self.admission.add_delay_signal(pool.queueing_delay_s)
+            self.admission.watch_loop()
+            stack.push_async_callback(self.admission.stop)
+        await self.cache.start()
+        stack.push_async_callback(self.cache.stop)
+        await self._warm(stack)
+
+    def _register(self, stack: AsyncExitStack, collector: Any) -> None:
+        self.monitor.registry.register(collector)
+        stack.callback(self.monitor.registry.unregister, collector)
+
+    async def _laned(self, dsn: str) -> LanedPool:
+        settings = self.settings
+        lanes = settings.layer == "on"  # off: one shared pool, first come first served
+        return LanedPool(
+            await create_pool(dsn, settings),
+            size=settings.pool_max_size,
+            reserved_critical=settings.pool_reserved_critical if lanes else 0,
+            max_bulk=settings.pool_max_bulk if lanes else settings.pool_max_size,
+            acquire_timeout_s=settings.pool_acquire_timeout_ms / 1000,
+            validate_idle_s=settings.pool_validate_idle_ms / 1000,
+        )
+
+    async def _warm(self, stack: AsyncExitStack) -> None:
+        from wedsync_api.warming import warm_day
+
+        if self.responses is None:
+            return
+        for day in self.settings.warm_days:  # asked for explicitly: warm before serving
+            report = await warm_day(self, day, rate_per_s=5000, concurrency=4)
+            _log.info("warmed %d entries for %s in %.1f s", report.entries, day, report.seconds)
+        if self.settings.warm_ahead_hours:
+            warmer = asyncio.create_task(self._warm_ahead(self.settings.warm_ahead_hours))
+
+            async def stop_warmer() -> None:
+                warmer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await warmer
+
+            stack.push_async_callback(stop_warmer)
+
+    async def _warm_ahead(self, hours: int) -> None:
+        """Scheduled warming: every 10 minutes, warm each wedding day that starts within
+        `hours` and has not been warmed by this process yet (gently: 50 entries/s)."""
+        from wedsync_api.warming import warm_day
+
+        warmed: set[date] = set()
+        while True:
+            now = datetime.now(UTC)
+            for offset in range(0, hours // 24 + 2):
+                day = (now + timedelta(days=offset)).date()
+                starts_in = datetime(day.year, day.month, day.day, tzinfo=UTC) - now
+                if day in warmed or starts_in > timedelta(hours=hours):
+                    continue
+                try:
+                    report = await warm_day(self, day, rate_per_s=50, concurrency=1)
+                except Exception:  # the warmer must never take the API down
+                    _log.warning("cache warming for %s failed", day, exc_info=True)
+                    continue
+                warmed.add(day)
+                _log.info("warmed %d cache entries for %s in %.1f s", report.entries, day,
+                          report.seconds)  # fmt: skip
+            await asyncio.sleep(600)
+
+    # -- figures and alerts -----------------------------------------------------------
+
+    def _query_cache_figures(self) -> dict[str, Any]:
+        hits = misses = 0
+        for queries in (self.search_queries, self.availability_queries):
+            counters = self.cache.stats.of(queries.data_class)
+            hits += counters.hits_local + counters.hits_backend
+            misses += counters.misses
+        total = hits + misses
+        return {"hits": hits, "misses": misses,
+                "hit_ratio": round(hits / total, 3) if total else None}  # fmt: skip
+
+    def _add_alert_rules(self, pool: LanedPool, router: ReplicaRouter) -> None:
+        """The app's own threshold rules: what only it can measure."""
+        alerts, cache = self.monitor.alerts, self.cache
+        alerts.add_rule(
+            ThresholdRule("DatabasePoolSaturated", "ticket", lambda: pool.in_use / pool.size,
+                          0.9, for_s=120, describe="database pool in use (fraction)")
+        )  # fmt: skip
+
+        def cache_counts() -> tuple[int, int]:
+            by_class = cache.stats.by_class.values()
+            hits = sum(c.hits_local + c.hits_backend for c in by_class)
+            return hits, hits + sum(c.misses for c in by_class)
+
+        alerts.add_rule(
+            ThresholdRule("CacheHitRatioLow", "ticket", windowed_ratio(cache_counts), 0.5,
+                          above=False, for_s=300, describe="cache hit ratio, last 5 min")
+        )  # fmt: skip
+        if router.replicas:
+            alerts.add_rule(
+                ThresholdRule(
+                    "ReplicaLagging", "ticket",
+                    lambda: max((r.lag_s for r in router.replicas), default=0.0),
+                    router.max_lag_s, for_s=60, describe="worst replica lag (s)",
+                )
+            )  # fmt: skip
+
+
+def _pool_figures(pool: LanedPool) -> dict[str, float]:
+    waiting = pool.waiting()
+    advice = pool.advice()
+    return {"size": pool.size, "in_use": pool.in_use, "waiting": sum(waiting.values()),
+            "reserved_critical": pool.reserved_critical, "mean_hold_ms": advice["mean_hold_ms"],
+            "suggested_size": advice["suggested_size"]}  # fmt: skip
