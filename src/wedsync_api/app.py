@@ -170,7 +170,9 @@ def create_app(
         # to answer and no server error to log. 499 is the status access logs know for it.
         return Response(status_code=499)
 
-    endpoints = monitor.endpoints()
+    from wedsync_perf.dashboard import dashboard_endpoints
+
+    endpoints = {**monitor.endpoints(), **dashboard_endpoints(monitor)}
     for path, endpoint in endpoints.items():
         # Starlette wraps plain functions only; an ASGI callable object is served as is.
         app.add_route(path, endpoint, include_in_schema=False)  # type: ignore[arg-type]
