@@ -4,15 +4,11 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import math
 import os
 import random
 import secrets
 import signal
-import socket
-import subprocess
-import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -25,9 +21,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from wedsync_api.db import create_pool, database_url, migrate
+from wedsync_api.db import create_pool, database_url, migrate, migrated_url
 from wedsync_api.seed import SeedPlan, is_seeded, seed
-from wedsync_api.settings import ApiSettings, load_api_settings
+from wedsync_api.server import port_free, start_server, stop_server, wait_ready
+from wedsync_api.settings import load_api_settings
 from wedsync_api.workload import WeddingSaturday
 from wedsync_perf.calendar import Regime
 from wedsync_perf.database import LanedPool
@@ -46,12 +43,6 @@ Scale = Annotated[
     float, typer.Option(min=0.001, max=20, help="Dataset size; 1 = 20k suppliers, 50k weddings.")
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; same seed, same data.")]
-
-
-def _resolve(settings: ApiSettings) -> str:
-    dsn = database_url(settings)
-    asyncio.run(migrate(dsn))
-    return dsn
 
 
 async def _seed(dsn: str, plan: SeedPlan, force: bool) -> dict[str, int]:
@@ -80,7 +71,7 @@ def seed_command(
     force: Annotated[bool, typer.Option(help="Wipe WedSync tables and reseed.")] = False,
 ) -> None:
     """Load the deterministic demo dataset (refuses to run twice without --force)."""
-    dsn = _resolve(load_api_settings())
+    dsn = migrated_url(load_api_settings())
     started = time.perf_counter()
     counts = asyncio.run(_seed(dsn, SeedPlan(scale=scale, seed=seed_value), force))
     total = sum(counts.values())
@@ -106,7 +97,7 @@ def serve_command(
     """Serve the reference API with uvicorn (migrating first)."""
     import uvicorn
 
-    dsn = _resolve(load_api_settings())
+    dsn = migrated_url(load_api_settings())
     # Workers inherit the resolved URL, so only this process ever starts a server.
     os.environ["DATABASE_URL"] = dsn
     uvicorn.run(
@@ -118,55 +109,6 @@ def serve_command(
         log_level="warning",
         access_log=False,
     )
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex((host, port)) != 0
-
-
-def _start_server(
-    dsn: str,
-    host: str,
-    port: int,
-    workers: int,
-    token: str,
-    warm: date | None = None,
-    inject: str = "",
-    extra_env: dict[str, str] | None = None,
-) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": dsn,
-        "WEDSYNC_PERF_METRICS_TOKEN": token,
-        **(extra_env or {}),
-    }
-    if inject:
-        env["WEDSYNC_API_INJECT"] = inject
-    if warm is not None:  # the wedding day about to be driven: warm it, as production would
-        env["WEDSYNC_API_WARM_DATES"] = warm.isoformat()
-    # A demo run gets its own cache secrets (every worker shares them through the env):
-    # entries are named by HMAC and sealed, as in production.
-    env.setdefault("WEDSYNC_PERF_CACHE_SECRET", secrets.token_urlsafe(24))
-    env.setdefault("WEDSYNC_PERF_CACHE_KEYS", base64.b64encode(secrets.token_bytes(32)).decode())
-    cmd = [sys.executable, "-m", "wedsync_perf", "serve", "--host", host, "--port", str(port)]
-    cmd += ["--workers", str(workers)]
-    # Own session: a Ctrl-C meant for the demo must not kill the server mid-drain.
-    return subprocess.Popen(cmd, env=env, start_new_session=True)  # noqa: S603 - our own module
-
-
-def _wait_ready(base_url: str, server: subprocess.Popen[bytes], timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise WedsyncPerfError(f"the API server exited with code {server.returncode}")
-        try:
-            if httpx.get(f"{base_url}/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise WedsyncPerfError(f"the API was not ready at {base_url} within {timeout_s:g} s")
 
 
 async def _server_stats(client: httpx.AsyncClient, token: str, window: float) -> dict[str, Any]:
@@ -270,12 +212,12 @@ def demo_command(
     if inject not in (None, "slow-timeline"):
         raise typer.BadParameter("the only fault is slow-timeline", param_hint="--inject")
     host = "127.0.0.1"
-    if not _port_free(host, port):
+    if not port_free(host, port):
         raise WedsyncPerfError(f"port {port} on {host} is in use; pick another with --port")
     settings = load_api_settings()
     where = "DATABASE_URL" if settings.database_url else "embedded PostgreSQL"
     console.print(f"[bold]database:[/] {where}")
-    dsn = _resolve(settings)
+    dsn = migrated_url(settings)
 
     async def prepare() -> WeddingSaturday:
         conn = await asyncpg.connect(dsn)
@@ -298,9 +240,9 @@ def demo_command(
     base_url = f"http://{host}:{port}"
     token = secrets.token_urlsafe(24)
     console.print(f"[bold]starting[/] the API and warming the cache for {workload.day:%a %d %b %Y}")
-    server = _start_server(dsn, host, port, workers, token, warm=workload.day, inject=inject or "")
+    server = start_server(dsn, host, port, workers, token, warm=workload.day, inject=inject or "")
     try:
-        _wait_ready(base_url, server)
+        wait_ready(base_url, server)
         console.print(
             f"[bold]dashboard:[/] {base_url}/perf (any user name; password {token})"
             + (f" — injecting {inject}" if inject else ""),
@@ -324,11 +266,7 @@ def demo_command(
             save_run.write_text(stats.bench_run("demo", meta).to_json())
             console.print(f"saved the run to {save_run} (compare runs with `wedsync-perf regress`)")
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
 
 
 cache_app = typer.Typer(help="Cache operations.", no_args_is_help=True)
@@ -364,7 +302,7 @@ def cache_warm_command(
             " WEDSYNC_API_WARM_AHEAD_HOURS)"
         )
     perf = load_settings(PerfSettings)
-    dsn = _resolve(settings)
+    dsn = migrated_url(settings)
 
     async def run() -> None:
         redis = redis_asyncio.Redis.from_url(settings.redis_url or "")
@@ -444,7 +382,7 @@ def db_report_command(
     from wedsync_perf.database import statements
     from wedsync_perf.database.advisor import existing_findings
 
-    dsn = _resolve(load_api_settings())
+    dsn = migrated_url(load_api_settings())
 
     async def run() -> dict[str, Any]:
         conn = await asyncpg.connect(dsn)
@@ -576,7 +514,7 @@ def db_advise_command(
     reference API's own read workload), costed by the planner; nothing is created."""
     import orjson
 
-    dsn = _resolve(load_api_settings())
+    dsn = migrated_url(load_api_settings())
 
     async def run() -> dict[str, Any]:
         conn = await asyncpg.connect(dsn)
