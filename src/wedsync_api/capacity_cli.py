@@ -25,6 +25,7 @@ from wedsync_api.workload import WeddingSaturday
 from wedsync_perf.calendar import Regime
 from wedsync_perf.errors import WedsyncPerfError
 from wedsync_perf.loadgen.driver import closed_loop
+from wedsync_perf.monitoring.client import fetch_stats_async
 from wedsync_perf.scaling.commands import BaseRps, PerWeddingRps, SeasonFactor
 from wedsync_perf.traffic import MIX_BY_REGIME
 
@@ -119,9 +120,7 @@ async def _measure(counts: list[int], seconds: float, port: int) -> dict[str, An
                     "p95_ms": round((p95 or 0) * 1000, 3),
                     "errors": sum(s.errors for s in merged),
                 })  # fmt: skip
-            stats_view = (
-                await client.get("/perf/stats", headers={"Authorization": f"Bearer {token}"})
-            ).json()
+            stats_view = await fetch_stats_async(client, token)
     finally:
         stop_server(server, timeout_s=30)
     hold_ms = float(stats_view.get("pool", {}).get("mean_hold_ms") or 0.0)

@@ -30,6 +30,7 @@ from wedsync_perf.calendar import Regime
 from wedsync_perf.database import LanedPool
 from wedsync_perf.errors import WedsyncPerfError
 from wedsync_perf.loadgen import LoadStats, drive, render_summary
+from wedsync_perf.monitoring.client import StatsUnavailable, fetch_stats_async
 from wedsync_perf.monitoring.terminal import render_stats
 from wedsync_perf.traffic import MIX_BY_REGIME
 
@@ -111,17 +112,6 @@ def serve_command(
     )
 
 
-async def _server_stats(client: httpx.AsyncClient, token: str, window: float) -> dict[str, Any]:
-    response = await client.get(
-        "/perf/stats",
-        params={"window": max(10.0, min(window, 3600.0))},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    response.raise_for_status()
-    result: dict[str, Any] = response.json()
-    return result
-
-
 async def _drive_with_table(
     base_url: str,
     workload: WeddingSaturday,
@@ -150,19 +140,21 @@ async def _drive_with_table(
             with Live(console=console, refresh_per_second=2) as live:
                 while not driver.done():
                     await asyncio.wait({driver}, timeout=1)
-                    view = await _server_stats(client, token, 10)
+                    view = await fetch_stats_async(client, token, 10)
                     _announce_alerts(view, announced, live.console)
                     live.update(render_stats(view))
         else:  # logs: a table every 10 s instead of a live redraw
             while not driver.done():
                 await asyncio.wait({driver}, timeout=10)
                 if not driver.done():
-                    view = await _server_stats(client, token, 10)
+                    view = await fetch_stats_async(client, token, 10)
                     _announce_alerts(view, announced, console)
                     console.print(render_stats(view))
         await driver
         # One extra window: the run's first window began before the run did.
-        whole_run = await _server_stats(client, token, math.ceil(stats.elapsed_s()) + 10)
+        whole_run = await fetch_stats_async(
+            client, token, min(math.ceil(stats.elapsed_s()) + 10, 3600)
+        )
         return stats, whole_run
 
 
@@ -415,8 +407,6 @@ def db_report_command(
 
 
 async def _api_queries(base_url: str) -> dict[str, Any]:
-    import httpx
-
     from wedsync_perf.settings import PerfSettings, load_settings
 
     token = load_settings(PerfSettings).metrics_token
@@ -426,18 +416,10 @@ async def _api_queries(base_url: str) -> dict[str, Any]:
         )
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
         try:
-            answer = await client.get(
-                "/perf/stats", headers={"Authorization": f"Bearer {token.get_secret_value()}"}
-            )
-        except httpx.HTTPError as exc:
-            raise typer.BadParameter(
-                f"{base_url} did not answer: {exc}", param_hint="--api"
-            ) from exc
-    if answer.status_code != 200:
-        raise typer.BadParameter(
-            f"/perf/stats answered {answer.status_code} (wrong token?)", param_hint="--api"
-        )
-    queries: dict[str, Any] = answer.json().get("queries", {})
+            view = await fetch_stats_async(client, token.get_secret_value())
+        except StatsUnavailable as exc:
+            raise typer.BadParameter(str(exc), param_hint="--api") from exc
+    queries: dict[str, Any] = view.get("queries", {})
     return queries
 
 
