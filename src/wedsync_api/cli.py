@@ -28,6 +28,7 @@ from wedsync_api.settings import load_api_settings
 from wedsync_api.workload import WeddingSaturday
 from wedsync_perf.calendar import Regime
 from wedsync_perf.database import LanedPool
+from wedsync_perf.database.report import AdviceReport, DatabaseReport, database_report, index_advice
 from wedsync_perf.errors import WedsyncPerfError
 from wedsync_perf.loadgen import LoadStats, drive, render_summary
 from wedsync_perf.monitoring.client import StatsUnavailable, fetch_stats_async
@@ -367,43 +368,37 @@ def db_report_command(
     """Top statement shapes by total time (pg_stat_statements, grouped by fingerprint),
     plan findings, index suggestions, indexes that cost writes for nothing, and the N+1
     findings of a running API."""
-    from dataclasses import asdict
-
     import orjson
 
-    from wedsync_perf.database import statements
-    from wedsync_perf.database.advisor import existing_findings
+    from wedsync_api.workload_sql import reference_workload
 
     dsn = migrated_url(load_api_settings())
 
-    async def run() -> dict[str, Any]:
+    async def run() -> tuple[DatabaseReport, dict[str, Any] | None]:
         conn = await asyncpg.connect(dsn)
-        report: dict[str, Any] = {"seconds": seconds}
         try:
-            report["pg_stat_statements"] = await statements.available(conn)
-            if report["pg_stat_statements"]:
-                before = await statements.snapshot(conn) if seconds else None
-                if seconds:
-                    await asyncio.sleep(seconds)  # the measurement window the user asked for
-                after = await statements.snapshot(conn)
-                listed = [statements.as_dict(r) for r in statements.top(after, before, limit)]
-                if explain_plans:
-                    await _explain_into(conn, listed)
-                report["statements"] = listed
-            report["existing_indexes"] = [asdict(f) for f in await existing_findings(conn)]
-            if advise_indexes:
-                report["index_advice"] = await _advice(conn, budget_mb=512, measure=measure)
+            report = await database_report(
+                conn,
+                reference_workload,
+                seconds=seconds,
+                limit=limit,
+                explain_plans=explain_plans,
+                advise_indexes=advise_indexes,
+                measure=measure,
+            )
         finally:
             await conn.close()
-        if api:
-            report["api_queries"] = await _api_queries(api)
-        return report
+        api_queries = await _api_queries(api) if api else None
+        return report, api_queries
 
-    report = asyncio.run(run())
+    report, api_queries = asyncio.run(run())
     if as_json:
-        typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+        out = report.as_dict()
+        if api_queries is not None:
+            out["api_queries"] = api_queries
+        typer.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
         return
-    _print_report(report)
+    _print_report(report, api_queries)
 
 
 async def _api_queries(base_url: str) -> dict[str, Any]:
@@ -423,10 +418,10 @@ async def _api_queries(base_url: str) -> dict[str, Any]:
     return queries
 
 
-def _print_report(report: dict[str, Any]) -> None:
+def _print_report(report: DatabaseReport, api: dict[str, Any] | None) -> None:
     from rich.table import Table
 
-    if not report["pg_stat_statements"]:
+    if report.statements is None:
         console.print(
             "pg_stat_statements is not loaded on this server: add it to"
             " shared_preload_libraries and restart (the embedded server has it)."
@@ -435,25 +430,24 @@ def _print_report(report: dict[str, Any]) -> None:
         table = Table(title="Top statements by total time", title_justify="left")
         for name in ("total ms", "calls", "mean ms", "rows", "cache hit", "shape"):
             table.add_column(name, justify="left" if name == "shape" else "right")
-        for row in report["statements"]:
+        for row in report.statements:
             table.add_row(f"{row['total_ms']:,.1f}", f"{row['calls']:,}", f"{row['mean_ms']:.3f}",
                           f"{row['rows']:,}", f"{row['cache_hit_ratio']:.1%}", row["shape"][:120])  # fmt: skip
         console.print(table)
-        for row in report["statements"]:
+        for row in report.statements:
             for finding in row.get("findings", []):
                 console.print(
                     f"[bold]{finding['kind']}[/] {finding['detail']} → {finding['suggestion']}",
                     highlight=False,
                 )
-    for finding in report["existing_indexes"]:
+    for index in report.existing_indexes:
         console.print(
-            f"[bold]{finding['kind']} index[/] {finding['index']} on {finding['table']}:"
-            f" {finding['detail']} → {finding['suggestion']}",
+            f"[bold]{index.kind} index[/] {index.index} on {index.table}:"
+            f" {index.detail} → {index.suggestion}",
             highlight=False,
         )
-    if "index_advice" in report:
-        _print_advice(report["index_advice"])
-    api = report.get("api_queries")
+    if report.index_advice is not None:
+        _print_advice(report.index_advice)
     if api is not None:
         for finding in api.get("n_plus_one", []):
             console.print(
@@ -463,25 +457,6 @@ def _print_report(report: dict[str, Any]) -> None:
             )
         if not api.get("n_plus_one"):
             console.print("no N+1 pattern seen by the API")
-
-
-async def _explain_into(conn: asyncpg.Connection, listed: list[dict[str, Any]]) -> None:
-    """Generic plans (no parameter values needed) for each statement shape."""
-    from dataclasses import asdict
-
-    from wedsync_perf.database.explain import explain, findings, table_rows
-
-    if int(await conn.fetchval("SHOW server_version_num")) < 160000:
-        for row in listed:
-            row["findings_unavailable"] = "generic plans need PostgreSQL 16 or newer"
-        return
-    sizes = await table_rows(conn)
-    for row in listed:
-        try:
-            plan = await explain(conn, row["shape"], generic=True)
-        except (ValueError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            continue  # a write, a utility statement, or not plannable alone
-        row["findings"] = [asdict(f) for f in findings(plan, sizes)]
 
 
 @db_app.command("advise")
@@ -496,85 +471,46 @@ def db_advise_command(
     reference API's own read workload), costed by the planner; nothing is created."""
     import orjson
 
+    from wedsync_api.workload_sql import reference_workload
+
     dsn = migrated_url(load_api_settings())
 
-    async def run() -> dict[str, Any]:
+    async def run() -> AdviceReport:
         conn = await asyncpg.connect(dsn)
         try:
-            return await _advice(conn, budget_mb=budget_mb, measure=measure)
+            return await index_advice(
+                conn, reference_workload, budget_bytes=budget_mb * 1024 * 1024, measure=measure
+            )
         finally:
             await conn.close()
 
     report = asyncio.run(run())
     if as_json:
-        typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+        typer.echo(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
         return
     _print_advice(report)
 
 
-async def _advice(conn: asyncpg.Connection, *, budget_mb: int, measure: bool) -> dict[str, Any]:
-    from wedsync_api.workload_sql import reference_workload
-    from wedsync_perf.database import statements
-    from wedsync_perf.database.advisor import WorkloadQuery, advise, measure_workload
-
-    source = "reference workload"
-    workload: list[WorkloadQuery] = []
-    modern = int(await conn.fetchval("SHOW server_version_num")) >= 160000
-    if modern and await statements.available(conn):
-        top = statements.top(await statements.snapshot(conn), limit=25)
-        workload = [WorkloadQuery(s.shape, weight=s.calls, generic=True)
-                    for s in top if s.shape.upper().startswith("SELECT")]  # fmt: skip
-        source = "pg_stat_statements"
-    if not workload or measure:  # measuring needs real parameter values
-        workload, source = await reference_workload(conn), "reference workload"
-    advice = await advise(conn, workload, budget_bytes=budget_mb * 1024 * 1024)
-    report: dict[str, Any] = {
-        "workload": source,
-        "queries": len(workload) - advice.skipped,
-        "skipped_unplannable": advice.skipped,
-        "method": advice.method,
-        "relative_cost": round(advice.relative_cost, 4),
-        "whatif_calls": advice.whatif_calls,
-        "suggestions": [
-            {
-                "statement": s.candidate.statement,
-                "requires_extension": s.candidate.requires,
-                "gain": round(s.gain, 4),
-                "size_bytes": s.size_bytes,
-                "table_writes": s.table_writes,
-            }
-            for s in advice.suggestions
-        ],
-    }
-    if measure and advice.suggestions:
-        chosen = [s.candidate for s in advice.suggestions]
-        report["measured_workload_ms"] = {
-            "now": round(await measure_workload(conn, workload), 3),
-            "with_suggestions": round(await measure_workload(conn, workload, chosen), 3),
-        }
-    return report
-
-
-def _print_advice(report: dict[str, Any]) -> None:
+def _print_advice(report: AdviceReport) -> None:
     from rich.table import Table
 
     console.print(
-        f"{report['queries']} queries from the {report['workload']}, costed with"
-        f" {report['method']} ({report['whatif_calls']} what-if plans): workload cost"
-        f" {report['relative_cost']:.0%} of today's with the suggestions below"
+        f"{report.queries} queries from the {report.workload}, costed with"
+        f" {report.method} ({report.whatif_calls} what-if plans): workload cost"
+        f" {report.relative_cost:.0%} of today's with the suggestions below"
     )
-    measured = report.get("measured_workload_ms")
+    measured = report.measured_workload_ms
     if measured:
         console.print(
-            f"measured: {measured['now']:,.2f} ms now, {measured['with_suggestions']:,.2f} ms"
+            f"measured: {measured.now:,.2f} ms now, {measured.with_suggestions:,.2f} ms"
             " with them (built in a rolled-back transaction)"
         )
     table = Table("gain", "size", "table writes", "statement")
-    for s in report["suggestions"]:
-        needs = f"CREATE EXTENSION {s['requires_extension']}; " if s["requires_extension"] else ""
-        table.add_row(f"{s['gain']:.1%}", f"{s['size_bytes'] / 1024:,.0f} kB",
-                      f"{s['table_writes']:,}", needs + s["statement"])  # fmt: skip
-    console.print(table if report["suggestions"] else "no index would pay for itself")
+    for s in report.suggestions:
+        needs = f"CREATE EXTENSION {s.requires_extension}; " if s.requires_extension else ""
+        table.add_row(f"{s.gain:.1%}", f"{s.size_bytes / 1024:,.0f} kB",
+                      f"{s.table_writes:,}", needs + s.statement)  # fmt: skip
+    console.print(table if report.suggestions else "no index would pay for itself")
 
 
 def register(app: typer.Typer) -> None:
