@@ -101,19 +101,18 @@ async def api_server(dsn: str, env: dict[str, str], token: str) -> AsyncIterator
 
     import httpx
 
-    from wedsync_api.cli import _start_server, _wait_ready
+    from wedsync_api.server import start_server, stop_server, wait_ready
     from wedsync_perf.testing import free_port
 
     port = free_port()
     env = {"WEDSYNC_API_RATE_LIMIT": "100000000/minute", **env}
-    server = _start_server(dsn, "127.0.0.1", port, 1, token, extra_env=env)
+    server = start_server(dsn, "127.0.0.1", port, 1, token, extra_env=env)
     try:
-        await asyncio.to_thread(_wait_ready, f"http://127.0.0.1:{port}", server)
+        await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}", server)
         limits = httpx.Limits(max_connections=1024, max_keepalive_connections=1024)
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=10
         ) as client:
             yield client
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_server(server, timeout_s=30)

@@ -32,6 +32,7 @@ from benchmarks._wrk import have_wrk, run_wrk, write_script
 from wedsync_perf.calendar import Regime
 from wedsync_perf.loadgen.constant_rate import constant_rate, encode
 from wedsync_perf.loadgen.stats import LoadStats
+from wedsync_perf.monitoring.client import fetch_stats_async
 from wedsync_perf.priorities import PriorityClass
 from wedsync_perf.traffic import MIX_BY_REGIME, ClassMix
 
@@ -75,8 +76,7 @@ async def overload(dsn: str, workload: Any, admission: bool, cap: float) -> dict
             ),
             constant_rate("127.0.0.1", port, other, rps=other_rps, duration_s=RUN_S, stats=stats),
         )
-        view = (await client.get("/perf/stats", params={"window": RUN_S + 10},
-                                 headers={"Authorization": f"Bearer {token}"})).json()  # fmt: skip
+        view = await fetch_stats_async(client, token, RUN_S + 10)
     by_class = stats.by_class()
 
     def summary(p: PriorityClass) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from wedsync_api.routes import health, imports, suppliers, venues, weddings
 from wedsync_api.services import NotStarted, Services
 from wedsync_api.settings import ApiSettings, load_api_settings
 from wedsync_perf.caching import Cache
+from wedsync_perf.dashboard import dashboard_endpoints
 from wedsync_perf.database import PoolTimeout
 from wedsync_perf.pipeline.assemble import install_pipeline
 from wedsync_perf.settings import PerfSettings, load_settings
@@ -78,7 +79,8 @@ def create_app(
         app.add_exception_handler(error, _unavailable)
     app.add_exception_handler(ClientDisconnect, _client_gone)
 
-    endpoints = services.monitor.endpoints()
+    monitor = services.monitor
+    endpoints = {**monitor.endpoints(), **dashboard_endpoints(monitor)}
     for path, endpoint in endpoints.items():
         # Starlette wraps plain functions only; an ASGI callable object is served as is.
         app.add_route(path, endpoint, include_in_schema=False)  # type: ignore[arg-type]

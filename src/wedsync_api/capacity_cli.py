@@ -17,13 +17,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from wedsync_api.cli import _port_free, _resolve, _start_server, _wait_ready
+from wedsync_api.db import migrated_url
 from wedsync_api.seed import is_seeded
+from wedsync_api.server import port_free, start_server, stop_server, wait_ready
 from wedsync_api.settings import load_api_settings
 from wedsync_api.workload import WeddingSaturday
 from wedsync_perf.calendar import Regime
 from wedsync_perf.errors import WedsyncPerfError
 from wedsync_perf.loadgen.driver import closed_loop
+from wedsync_perf.monitoring.client import fetch_stats_async
 from wedsync_perf.scaling.commands import BaseRps, PerWeddingRps, SeasonFactor
 from wedsync_perf.traffic import MIX_BY_REGIME
 
@@ -57,7 +59,7 @@ def measure_command(
         raise typer.BadParameter(
             "at least 4 levels, each ≥ 1 (the USL fit needs them)", param_hint="--levels"
         )
-    if not _port_free("127.0.0.1", port):
+    if not port_free("127.0.0.1", port):
         raise WedsyncPerfError(f"port {port} is in use; pick another with --port")
     result = asyncio.run(_measure(counts, seconds, port))
     out.write_text(json.dumps(result, indent=1))
@@ -74,7 +76,7 @@ def measure_command(
 
 
 async def _measure(counts: list[int], seconds: float, port: int) -> dict[str, Any]:
-    dsn = await asyncio.to_thread(_resolve, load_api_settings())
+    dsn = await asyncio.to_thread(migrated_url, load_api_settings())
     conn = await asyncpg.connect(dsn)
     try:
         if not await is_seeded(conn):
@@ -85,12 +87,12 @@ async def _measure(counts: list[int], seconds: float, port: int) -> dict[str, An
         await conn.close()
     token = secrets.token_urlsafe(16)
     # The replica's capacity, not the per-key rate limit's: lift the limit for the test.
-    server = _start_server(dsn, "127.0.0.1", port, 1, token,
-                           extra_env={"WEDSYNC_API_RATE_LIMIT": "100000000/minute"})  # fmt: skip
+    server = start_server(dsn, "127.0.0.1", port, 1, token,
+                          extra_env={"WEDSYNC_API_RATE_LIMIT": "100000000/minute"})  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     points = []
     try:
-        await asyncio.to_thread(_wait_ready, base, server)
+        await asyncio.to_thread(wait_ready, base, server)
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
         async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
             rng = random.Random(2026)
@@ -118,12 +120,9 @@ async def _measure(counts: list[int], seconds: float, port: int) -> dict[str, An
                     "p95_ms": round((p95 or 0) * 1000, 3),
                     "errors": sum(s.errors for s in merged),
                 })  # fmt: skip
-            stats_view = (
-                await client.get("/perf/stats", headers={"Authorization": f"Bearer {token}"})
-            ).json()
+            stats_view = await fetch_stats_async(client, token)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_server(server, timeout_s=30)
     hold_ms = float(stats_view.get("pool", {}).get("mean_hold_ms") or 0.0)
     return {
         "format": LOADTEST_FORMAT,
@@ -193,7 +192,7 @@ def plan_command(
 
 
 async def _bookings(year: int) -> dict[Any, int]:
-    dsn = await asyncio.to_thread(_resolve, load_api_settings())
+    dsn = await asyncio.to_thread(migrated_url, load_api_settings())
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(

@@ -4,15 +4,11 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import math
 import os
 import random
 import secrets
 import signal
-import socket
-import subprocess
-import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -25,13 +21,16 @@ from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from wedsync_api.db import database_url, migrate
+from wedsync_api.db import database_url, migrate, migrated_url
 from wedsync_api.seed import SeedPlan, is_seeded, seed
-from wedsync_api.settings import ApiSettings, load_api_settings
+from wedsync_api.server import port_free, start_server, stop_server, wait_ready
+from wedsync_api.settings import load_api_settings
 from wedsync_api.workload import WeddingSaturday
 from wedsync_perf.calendar import Regime
+from wedsync_perf.database.report import AdviceReport, DatabaseReport, database_report, index_advice
 from wedsync_perf.errors import WedsyncPerfError
 from wedsync_perf.loadgen import LoadStats, drive, render_summary
+from wedsync_perf.monitoring.client import StatsUnavailable, fetch_stats_async
 from wedsync_perf.monitoring.terminal import render_stats
 from wedsync_perf.traffic import MIX_BY_REGIME
 
@@ -45,12 +44,6 @@ Scale = Annotated[
     float, typer.Option(min=0.001, max=20, help="Dataset size; 1 = 20k suppliers, 50k weddings.")
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; same seed, same data.")]
-
-
-def _resolve(settings: ApiSettings) -> str:
-    dsn = database_url(settings)
-    asyncio.run(migrate(dsn))
-    return dsn
 
 
 async def _seed(dsn: str, plan: SeedPlan, force: bool) -> dict[str, int]:
@@ -79,7 +72,7 @@ def seed_command(
     force: Annotated[bool, typer.Option(help="Wipe WedSync tables and reseed.")] = False,
 ) -> None:
     """Load the deterministic demo dataset (refuses to run twice without --force)."""
-    dsn = _resolve(load_api_settings())
+    dsn = migrated_url(load_api_settings())
     started = time.perf_counter()
     counts = asyncio.run(_seed(dsn, SeedPlan(scale=scale, seed=seed_value), force))
     total = sum(counts.values())
@@ -105,7 +98,7 @@ def serve_command(
     """Serve the reference API with uvicorn (migrating first)."""
     import uvicorn
 
-    dsn = _resolve(load_api_settings())
+    dsn = migrated_url(load_api_settings())
     # Workers inherit the resolved URL, so only this process ever starts a server.
     os.environ["DATABASE_URL"] = dsn
     uvicorn.run(
@@ -117,66 +110,6 @@ def serve_command(
         log_level="warning",
         access_log=False,
     )
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex((host, port)) != 0
-
-
-def _start_server(
-    dsn: str,
-    host: str,
-    port: int,
-    workers: int,
-    token: str,
-    warm: date | None = None,
-    inject: str = "",
-    extra_env: dict[str, str] | None = None,
-) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": dsn,
-        "WEDSYNC_PERF_METRICS_TOKEN": token,
-        **(extra_env or {}),
-    }
-    if inject:
-        env["WEDSYNC_API_INJECT"] = inject
-    if warm is not None:  # the wedding day about to be driven: warm it, as production would
-        env["WEDSYNC_API_WARM_DATES"] = warm.isoformat()
-    # A demo run gets its own cache secrets (every worker shares them through the env):
-    # entries are named by HMAC and sealed, as in production.
-    env.setdefault("WEDSYNC_PERF_CACHE_SECRET", secrets.token_urlsafe(24))
-    env.setdefault("WEDSYNC_PERF_CACHE_KEYS", base64.b64encode(secrets.token_bytes(32)).decode())
-    cmd = [sys.executable, "-m", "wedsync_perf", "serve", "--host", host, "--port", str(port)]
-    cmd += ["--workers", str(workers)]
-    # Own session: a Ctrl-C meant for the demo must not kill the server mid-drain.
-    return subprocess.Popen(cmd, env=env, start_new_session=True)  # noqa: S603 - our own module
-
-
-def _wait_ready(base_url: str, server: subprocess.Popen[bytes], timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise WedsyncPerfError(f"the API server exited with code {server.returncode}")
-        try:
-            if httpx.get(f"{base_url}/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise WedsyncPerfError(f"the API was not ready at {base_url} within {timeout_s:g} s")
-
-
-async def _server_stats(client: httpx.AsyncClient, token: str, window: float) -> dict[str, Any]:
-    response = await client.get(
-        "/perf/stats",
-        params={"window": max(10.0, min(window, 3600.0))},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    response.raise_for_status()
-    result: dict[str, Any] = response.json()
-    return result
 
 
 async def _drive_with_table(
@@ -207,19 +140,21 @@ async def _drive_with_table(
             with Live(console=console, refresh_per_second=2) as live:
                 while not driver.done():
                     await asyncio.wait({driver}, timeout=1)
-                    view = await _server_stats(client, token, 10)
+                    view = await fetch_stats_async(client, token, 10)
                     _announce_alerts(view, announced, live.console)
                     live.update(render_stats(view))
         else:  # logs: a table every 10 s instead of a live redraw
             while not driver.done():
                 await asyncio.wait({driver}, timeout=10)
                 if not driver.done():
-                    view = await _server_stats(client, token, 10)
+                    view = await fetch_stats_async(client, token, 10)
                     _announce_alerts(view, announced, console)
                     console.print(render_stats(view))
         await driver
         # One extra window: the run's first window began before the run did.
-        whole_run = await _server_stats(client, token, math.ceil(stats.elapsed_s()) + 10)
+        whole_run = await fetch_stats_async(
+            client, token, min(math.ceil(stats.elapsed_s()) + 10, 3600)
+        )
         return stats, whole_run
 
 
@@ -269,12 +204,12 @@ def demo_command(
     if inject not in (None, "slow-timeline"):
         raise typer.BadParameter("the only fault is slow-timeline", param_hint="--inject")
     host = "127.0.0.1"
-    if not _port_free(host, port):
+    if not port_free(host, port):
         raise WedsyncPerfError(f"port {port} on {host} is in use; pick another with --port")
     settings = load_api_settings()
     where = "DATABASE_URL" if settings.database_url else "embedded PostgreSQL"
     console.print(f"[bold]database:[/] {where}")
-    dsn = _resolve(settings)
+    dsn = migrated_url(settings)
 
     async def prepare() -> WeddingSaturday:
         conn = await asyncpg.connect(dsn)
@@ -297,9 +232,9 @@ def demo_command(
     base_url = f"http://{host}:{port}"
     token = secrets.token_urlsafe(24)
     console.print(f"[bold]starting[/] the API and warming the cache for {workload.day:%a %d %b %Y}")
-    server = _start_server(dsn, host, port, workers, token, warm=workload.day, inject=inject or "")
+    server = start_server(dsn, host, port, workers, token, warm=workload.day, inject=inject or "")
     try:
-        _wait_ready(base_url, server)
+        wait_ready(base_url, server)
         console.print(
             f"[bold]dashboard:[/] {base_url}/perf (any user name; password {token})"
             + (f" — injecting {inject}" if inject else ""),
@@ -323,11 +258,7 @@ def demo_command(
             save_run.write_text(stats.bench_run("demo", meta).to_json())
             console.print(f"saved the run to {save_run} (compare runs with `wedsync-perf regress`)")
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
 
 
 cache_app = typer.Typer(help="Cache operations.", no_args_is_help=True)
@@ -346,7 +277,6 @@ def cache_warm_command(
     """Load the day's timelines, vendor lists, weddings and supplier profiles into the
     shared cache before the day begins."""
     from wedsync_api.app import create_app, services_of
-    from wedsync_api.warming import warm_day
     from wedsync_perf.settings import PerfSettings, load_settings
 
     try:
@@ -361,7 +291,7 @@ def cache_warm_command(
             " WEDSYNC_API_WARM_AHEAD_HOURS)"
         )
     perf = load_settings(PerfSettings)
-    dsn = _resolve(settings)
+    dsn = migrated_url(settings)
 
     async def run() -> None:
         # The app itself, started but serving nothing: warmed entries are stored under
@@ -380,7 +310,7 @@ def cache_warm_command(
                 def step(done: int, total: int) -> None:
                     progress.update(task, completed=done, total=total)
 
-                report = await warm_day(services_of(app), target, rate_per_s=rate,
+                report = await services_of(app).warm(target, rate_per_s=rate,
                                         concurrency=concurrency, progress=step)  # fmt: skip
         console.print(
             f"warmed {report.entries:,} entries for {report.weddings:,} weddings in"
@@ -430,48 +360,40 @@ def db_report_command(
     """Top statement shapes by total time (pg_stat_statements, grouped by fingerprint),
     plan findings, index suggestions, indexes that cost writes for nothing, and the N+1
     findings of a running API."""
-    from dataclasses import asdict
-
     import orjson
 
-    from wedsync_perf.database import statements
-    from wedsync_perf.database.advisor import existing_findings
+    from wedsync_api.workload_sql import reference_workload
 
-    dsn = _resolve(load_api_settings())
+    dsn = migrated_url(load_api_settings())
 
-    async def run() -> dict[str, Any]:
+    async def run() -> tuple[DatabaseReport, dict[str, Any] | None]:
         conn = await asyncpg.connect(dsn)
-        report: dict[str, Any] = {"seconds": seconds}
         try:
-            report["pg_stat_statements"] = await statements.available(conn)
-            if report["pg_stat_statements"]:
-                before = await statements.snapshot(conn) if seconds else None
-                if seconds:
-                    await asyncio.sleep(seconds)  # the measurement window the user asked for
-                after = await statements.snapshot(conn)
-                listed = [statements.as_dict(r) for r in statements.top(after, before, limit)]
-                if explain_plans:
-                    await _explain_into(conn, listed)
-                report["statements"] = listed
-            report["existing_indexes"] = [asdict(f) for f in await existing_findings(conn)]
-            if advise_indexes:
-                report["index_advice"] = await _advice(conn, budget_mb=512, measure=measure)
+            report = await database_report(
+                conn,
+                reference_workload,
+                seconds=seconds,
+                limit=limit,
+                explain_plans=explain_plans,
+                advise_indexes=advise_indexes,
+                measure=measure,
+            )
         finally:
             await conn.close()
-        if api:
-            report["api_queries"] = await _api_queries(api)
-        return report
+        api_queries = await _api_queries(api) if api else None
+        return report, api_queries
 
-    report = asyncio.run(run())
+    report, api_queries = asyncio.run(run())
     if as_json:
-        typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+        out = report.as_dict()
+        if api_queries is not None:
+            out["api_queries"] = api_queries
+        typer.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
         return
-    _print_report(report)
+    _print_report(report, api_queries)
 
 
 async def _api_queries(base_url: str) -> dict[str, Any]:
-    import httpx
-
     from wedsync_perf.settings import PerfSettings, load_settings
 
     token = load_settings(PerfSettings).metrics_token
@@ -481,25 +403,17 @@ async def _api_queries(base_url: str) -> dict[str, Any]:
         )
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
         try:
-            answer = await client.get(
-                "/perf/stats", headers={"Authorization": f"Bearer {token.get_secret_value()}"}
-            )
-        except httpx.HTTPError as exc:
-            raise typer.BadParameter(
-                f"{base_url} did not answer: {exc}", param_hint="--api"
-            ) from exc
-    if answer.status_code != 200:
-        raise typer.BadParameter(
-            f"/perf/stats answered {answer.status_code} (wrong token?)", param_hint="--api"
-        )
-    queries: dict[str, Any] = answer.json().get("queries", {})
+            view = await fetch_stats_async(client, token.get_secret_value())
+        except StatsUnavailable as exc:
+            raise typer.BadParameter(str(exc), param_hint="--api") from exc
+    queries: dict[str, Any] = view.get("queries", {})
     return queries
 
 
-def _print_report(report: dict[str, Any]) -> None:
+def _print_report(report: DatabaseReport, api: dict[str, Any] | None) -> None:
     from rich.table import Table
 
-    if not report["pg_stat_statements"]:
+    if report.statements is None:
         console.print(
             "pg_stat_statements is not loaded on this server: add it to"
             " shared_preload_libraries and restart (the embedded server has it)."
@@ -508,25 +422,24 @@ def _print_report(report: dict[str, Any]) -> None:
         table = Table(title="Top statements by total time", title_justify="left")
         for name in ("total ms", "calls", "mean ms", "rows", "cache hit", "shape"):
             table.add_column(name, justify="left" if name == "shape" else "right")
-        for row in report["statements"]:
+        for row in report.statements:
             table.add_row(f"{row['total_ms']:,.1f}", f"{row['calls']:,}", f"{row['mean_ms']:.3f}",
                           f"{row['rows']:,}", f"{row['cache_hit_ratio']:.1%}", row["shape"][:120])  # fmt: skip
         console.print(table)
-        for row in report["statements"]:
+        for row in report.statements:
             for finding in row.get("findings", []):
                 console.print(
                     f"[bold]{finding['kind']}[/] {finding['detail']} → {finding['suggestion']}",
                     highlight=False,
                 )
-    for finding in report["existing_indexes"]:
+    for index in report.existing_indexes:
         console.print(
-            f"[bold]{finding['kind']} index[/] {finding['index']} on {finding['table']}:"
-            f" {finding['detail']} → {finding['suggestion']}",
+            f"[bold]{index.kind} index[/] {index.index} on {index.table}:"
+            f" {index.detail} → {index.suggestion}",
             highlight=False,
         )
-    if "index_advice" in report:
-        _print_advice(report["index_advice"])
-    api = report.get("api_queries")
+    if report.index_advice is not None:
+        _print_advice(report.index_advice)
     if api is not None:
         for finding in api.get("n_plus_one", []):
             console.print(
@@ -536,25 +449,6 @@ def _print_report(report: dict[str, Any]) -> None:
             )
         if not api.get("n_plus_one"):
             console.print("no N+1 pattern seen by the API")
-
-
-async def _explain_into(conn: asyncpg.Connection, listed: list[dict[str, Any]]) -> None:
-    """Generic plans (no parameter values needed) for each statement shape."""
-    from dataclasses import asdict
-
-    from wedsync_perf.database.explain import explain, findings, table_rows
-
-    if int(await conn.fetchval("SHOW server_version_num")) < 160000:
-        for row in listed:
-            row["findings_unavailable"] = "generic plans need PostgreSQL 16 or newer"
-        return
-    sizes = await table_rows(conn)
-    for row in listed:
-        try:
-            plan = await explain(conn, row["shape"], generic=True)
-        except (ValueError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            continue  # a write, a utility statement, or not plannable alone
-        row["findings"] = [asdict(f) for f in findings(plan, sizes)]
 
 
 @db_app.command("advise")
@@ -569,85 +463,46 @@ def db_advise_command(
     reference API's own read workload), costed by the planner; nothing is created."""
     import orjson
 
-    dsn = _resolve(load_api_settings())
+    from wedsync_api.workload_sql import reference_workload
 
-    async def run() -> dict[str, Any]:
+    dsn = migrated_url(load_api_settings())
+
+    async def run() -> AdviceReport:
         conn = await asyncpg.connect(dsn)
         try:
-            return await _advice(conn, budget_mb=budget_mb, measure=measure)
+            return await index_advice(
+                conn, reference_workload, budget_bytes=budget_mb * 1024 * 1024, measure=measure
+            )
         finally:
             await conn.close()
 
     report = asyncio.run(run())
     if as_json:
-        typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+        typer.echo(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
         return
     _print_advice(report)
 
 
-async def _advice(conn: asyncpg.Connection, *, budget_mb: int, measure: bool) -> dict[str, Any]:
-    from wedsync_api.workload_sql import reference_workload
-    from wedsync_perf.database import statements
-    from wedsync_perf.database.advisor import WorkloadQuery, advise, measure_workload
-
-    source = "reference workload"
-    workload: list[WorkloadQuery] = []
-    modern = int(await conn.fetchval("SHOW server_version_num")) >= 160000
-    if modern and await statements.available(conn):
-        top = statements.top(await statements.snapshot(conn), limit=25)
-        workload = [WorkloadQuery(s.shape, weight=s.calls, generic=True)
-                    for s in top if s.shape.upper().startswith("SELECT")]  # fmt: skip
-        source = "pg_stat_statements"
-    if not workload or measure:  # measuring needs real parameter values
-        workload, source = await reference_workload(conn), "reference workload"
-    advice = await advise(conn, workload, budget_bytes=budget_mb * 1024 * 1024)
-    report: dict[str, Any] = {
-        "workload": source,
-        "queries": len(workload) - advice.skipped,
-        "skipped_unplannable": advice.skipped,
-        "method": advice.method,
-        "relative_cost": round(advice.relative_cost, 4),
-        "whatif_calls": advice.whatif_calls,
-        "suggestions": [
-            {
-                "statement": s.candidate.statement,
-                "requires_extension": s.candidate.requires,
-                "gain": round(s.gain, 4),
-                "size_bytes": s.size_bytes,
-                "table_writes": s.table_writes,
-            }
-            for s in advice.suggestions
-        ],
-    }
-    if measure and advice.suggestions:
-        chosen = [s.candidate for s in advice.suggestions]
-        report["measured_workload_ms"] = {
-            "now": round(await measure_workload(conn, workload), 3),
-            "with_suggestions": round(await measure_workload(conn, workload, chosen), 3),
-        }
-    return report
-
-
-def _print_advice(report: dict[str, Any]) -> None:
+def _print_advice(report: AdviceReport) -> None:
     from rich.table import Table
 
     console.print(
-        f"{report['queries']} queries from the {report['workload']}, costed with"
-        f" {report['method']} ({report['whatif_calls']} what-if plans): workload cost"
-        f" {report['relative_cost']:.0%} of today's with the suggestions below"
+        f"{report.queries} queries from the {report.workload}, costed with"
+        f" {report.method} ({report.whatif_calls} what-if plans): workload cost"
+        f" {report.relative_cost:.0%} of today's with the suggestions below"
     )
-    measured = report.get("measured_workload_ms")
+    measured = report.measured_workload_ms
     if measured:
         console.print(
-            f"measured: {measured['now']:,.2f} ms now, {measured['with_suggestions']:,.2f} ms"
+            f"measured: {measured.now:,.2f} ms now, {measured.with_suggestions:,.2f} ms"
             " with them (built in a rolled-back transaction)"
         )
     table = Table("gain", "size", "table writes", "statement")
-    for s in report["suggestions"]:
-        needs = f"CREATE EXTENSION {s['requires_extension']}; " if s["requires_extension"] else ""
-        table.add_row(f"{s['gain']:.1%}", f"{s['size_bytes'] / 1024:,.0f} kB",
-                      f"{s['table_writes']:,}", needs + s["statement"])  # fmt: skip
-    console.print(table if report["suggestions"] else "no index would pay for itself")
+    for s in report.suggestions:
+        needs = f"CREATE EXTENSION {s.requires_extension}; " if s.requires_extension else ""
+        table.add_row(f"{s.gain:.1%}", f"{s.size_bytes / 1024:,.0f} kB",
+                      f"{s.table_writes:,}", needs + s.statement)  # fmt: skip
+    console.print(table if report.suggestions else "no index would pay for itself")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 
 from wedsync_api.settings import ApiSettings
@@ -9,7 +11,7 @@ from wedsync_perf.database import apply_migrations, load_migrations
 from wedsync_perf.embedded import embedded_postgres_url
 from wedsync_perf.settings import PerfSettings, load_settings
 
-__all__ = ["EMBEDDED_DATABASE", "create_pool", "database_url", "migrate"]
+__all__ = ["EMBEDDED_DATABASE", "create_pool", "database_url", "migrate", "migrated_url"]
 
 EMBEDDED_DATABASE = "wedsync"
 
@@ -46,3 +48,11 @@ async def migrate(dsn: str) -> list[int]:
         return await apply_migrations(conn, load_migrations("wedsync_api"))
     finally:
         await conn.close()
+
+
+def migrated_url(settings: ApiSettings) -> str:
+    """`database_url`, its schema brought up to date first: where every command that
+    reads or serves the data starts. Blocking: call it before (or beside) an event loop."""
+    dsn = database_url(settings)
+    asyncio.run(migrate(dsn))
+    return dsn

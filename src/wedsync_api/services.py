@@ -28,6 +28,7 @@ import redis.asyncio as redis_asyncio
 
 from wedsync_api.db import create_pool, database_url
 from wedsync_api.settings import ApiSettings
+from wedsync_api.warming import WarmReport, warm_day
 from wedsync_perf.caching import Cache, build_cache
 from wedsync_perf.caching.http import ResponseCache
 from wedsync_perf.caching.metrics import CacheCollector
@@ -178,13 +179,18 @@ class Services:
             validate_idle_s=settings.pool_validate_idle_ms / 1000,
         )
 
-    async def _warm(self, stack: AsyncExitStack) -> None:
-        from wedsync_api.warming import warm_day
+    async def warm(self, day: date, **pace: Any) -> WarmReport:
+        """Fill the response cache for `day`'s weddings (`warming.warm_day`'s `pace`:
+        rate_per_s, concurrency, progress). Raises `NotStarted` with the layer off."""
+        if self.responses is None:
+            raise NotStarted("warming needs the response cache (WEDSYNC_API_LAYER=on)")
+        return await warm_day(self.pool, self.responses, self.routes, day, **pace)
 
+    async def _warm(self, stack: AsyncExitStack) -> None:
         if self.responses is None:
             return
         for day in self.settings.warm_days:  # asked for explicitly: warm before serving
-            report = await warm_day(self, day, rate_per_s=5000, concurrency=4)
+            report = await self.warm(day, rate_per_s=5000, concurrency=4)
             _log.info("warmed %d entries for %s in %.1f s", report.entries, day, report.seconds)
         if self.settings.warm_ahead_hours:
             warmer = asyncio.create_task(self._warm_ahead(self.settings.warm_ahead_hours))
@@ -199,8 +205,6 @@ class Services:
     async def _warm_ahead(self, hours: int) -> None:
         """Scheduled warming: every 10 minutes, warm each wedding day that starts within
         `hours` and has not been warmed by this process yet (gently: 50 entries/s)."""
-        from wedsync_api.warming import warm_day
-
         warmed: set[date] = set()
         while True:
             now = datetime.now(UTC)
@@ -210,7 +214,7 @@ class Services:
                 if day in warmed or starts_in > timedelta(hours=hours):
                     continue
                 try:
-                    report = await warm_day(self, day, rate_per_s=50, concurrency=1)
+                    report = await self.warm(day, rate_per_s=50, concurrency=1)
                 except Exception:  # the warmer must never take the API down
                     _log.warning("cache warming for %s failed", day, exc_info=True)
                     continue

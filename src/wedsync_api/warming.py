@@ -15,14 +15,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING
 
 from wedsync_api.reads import load_supplier, load_timeline, load_vendors, load_wedding
+from wedsync_perf.caching.http import ResponseCache
 from wedsync_perf.database import LanedPool
+from wedsync_perf.pipeline import RouteTable
 from wedsync_perf.priorities import PriorityClass
-
-if TYPE_CHECKING:
-    from wedsync_api.services import Services
 
 __all__ = ["WarmReport", "plan_day", "warm_day"]
 
@@ -79,20 +77,20 @@ _SPECS = {
 
 
 async def warm_day(
-    services: Services,
+    pool: LanedPool,
+    responses: ResponseCache,
+    routes: RouteTable,
     day: date,
     *,
     rate_per_s: float = 200.0,
     concurrency: int = 2,
     progress: Callable[[int, int], None] | None = None,
 ) -> WarmReport:
-    """Warm `day`. At most `concurrency` loads at once, started at most `rate_per_s`
+    """Warm `day`: each entry loaded through `pool` and stored by `responses` under the
+    cache rule `routes` gives its path. At most `concurrency` loads at once, started at most `rate_per_s`
     per second; `progress(done, total)` after each entry."""
     if rate_per_s <= 0 or concurrency < 1:
         raise ValueError("rate_per_s must be positive and concurrency at least 1")
-    responses, pool = services.responses, services.pool
-    if responses is None:
-        raise ValueError("warming needs the response cache (WEDSYNC_API_LAYER=on)")
     started = time.monotonic()
     report = WarmReport(day)
     report.weddings, jobs = await plan_day(pool, day)
@@ -106,7 +104,7 @@ async def warm_day(
         nonlocal done
         template, loader = _SPECS[job.kind]
         path = template.format(job.ident)
-        found = services.routes.match("GET", path)
+        found = routes.match("GET", path)
         if found is None or found[0].cache is None:
             raise LookupError(f"GET {template} is not a cached route of the app")
         route, params = found

@@ -73,22 +73,14 @@ def top(
     import httpx
     from rich.live import Live
 
+    from wedsync_perf.monitoring.client import fetch_stats
     from wedsync_perf.monitoring.terminal import render_stats
 
     if not token:
         raise WedsyncPerfError("--token (or WEDSYNC_PERF_METRICS_TOKEN) is required")
-    headers = {"Authorization": f"Bearer {token}"}
 
     def fetch(client: httpx.Client) -> Table:
-        try:
-            response = client.get("/perf/stats", params={"window": window}, headers=headers)
-        except httpx.HTTPError as exc:
-            raise WedsyncPerfError(f"cannot reach {url}: {type(exc).__name__}") from None
-        if response.status_code == 401:
-            raise WedsyncPerfError("the API refused the token (401)")
-        if response.status_code != 200:
-            raise WedsyncPerfError(f"{url}/perf/stats answered {response.status_code}")
-        return render_stats(response.json())
+        return render_stats(fetch_stats(client, token, window))
 
     out = Console()
     with httpx.Client(base_url=url, timeout=5) as client:

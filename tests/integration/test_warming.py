@@ -12,7 +12,6 @@ import pytest
 
 from tests.conftest import api_settings, key_for, running
 from wedsync_api.app import create_app, services_of
-from wedsync_api.warming import warm_day
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +39,7 @@ async def test_warmed_day_is_served_without_loading(
     async with running(app) as client:
         cache = services_of(app).cache
         done: list[int] = []
-        report = await warm_day(services_of(app), day, progress=lambda n, _total: done.append(n))
+        report = await services_of(app).warm(day, progress=lambda n, _total: done.append(n))
         assert report.weddings >= 1
         assert report.failed == 0
         assert report.loaded == report.entries == len(done)
@@ -50,7 +49,7 @@ async def test_warmed_day_is_served_without_loading(
             "wedding",
             "supplier_profile",
         }
-        again = await warm_day(services_of(app), day)
+        again = await services_of(app).warm(day)
         assert again.loaded == 0  # already cached: nothing reloaded
         before = cache.stats.of("wedding_timeline").loader_calls
         response = await client.get(f"/weddings/{wedding}/timeline", headers=key_for(1))

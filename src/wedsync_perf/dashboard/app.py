@@ -96,10 +96,9 @@ def _events_app(snapshots: _Snapshots) -> ASGIApp:
     return app
 
 
-def dashboard_endpoints(
-    monitor: Monitor, token: str | None, interval_s: float = 5.0
-) -> dict[str, ASGIApp]:
-    """Path → guarded ASGI app for the page (`/perf`), its assets and its stream."""
+def dashboard_endpoints(monitor: Monitor, interval_s: float = 5.0) -> dict[str, ASGIApp]:
+    """Path → ASGI app for the page (`/perf`), its assets and its stream, to mount
+    beside `monitor.endpoints()`: guarded by the same token, so one secret opens both."""
     snapshots = _Snapshots(monitor, interval_s)
     apps: dict[str, Any] = {
         "/perf": _file_app(_static("index.html"), _TYPES[".html"], b"no-store"),
@@ -108,4 +107,4 @@ def dashboard_endpoints(
     for name in _ASSETS:
         suffix = name[name.rfind(".") :]
         apps[f"/perf/static/{name}"] = _file_app(_static(name), _TYPES[suffix], b"max-age=3600")
-    return {path: BearerGuard(app, token, basic=True) for path, app in apps.items()}
+    return {path: BearerGuard(app, monitor.token, basic=True) for path, app in apps.items()}

@@ -2,7 +2,8 @@
 
 It owns the recorder, the Prometheus registry, and — when a Redis client is given — the
 fleet store and its publisher. An app creates one, adds `MonitoringMiddleware` with its
-recorder, mounts its endpoints, and calls `start()`/`stop()` in its lifespan.
+recorder, mounts its endpoints (and the dashboard's, if it wants the page), and calls
+`start()`/`stop()` in its lifespan.
 """
 
 from __future__ import annotations
@@ -174,17 +175,21 @@ class Monitor:
         }
         return result
 
-    def endpoints(self) -> dict[str, ASGIApp]:
-        """Path → ASGI app, each guarded by `WEDSYNC_PERF_METRICS_TOKEN`."""
-        token = (
-            self.settings.metrics_token.get_secret_value() if self.settings.metrics_token else None
-        )
-        from wedsync_perf.dashboard import dashboard_endpoints
+    @property
+    def token(self) -> str | None:
+        """`WEDSYNC_PERF_METRICS_TOKEN`: whatever reads the monitor over HTTP asks for it
+        (None turns those endpoints off)."""
+        secret = self.settings.metrics_token
+        return secret.get_secret_value() if secret else None
 
+    def endpoints(self) -> dict[str, ASGIApp]:
+        """`/metrics` and `/perf/stats`, each guarded by the token. The dashboard adds
+        its own (`wedsync_perf.dashboard.dashboard_endpoints`): it builds on these."""
         return {
-            "/metrics": BearerGuard(metrics_app(self.registry), token),
-            "/perf/stats": BearerGuard(stats_app(self.summary, self.settings.retention_s), token),
-            **dashboard_endpoints(self, token),
+            "/metrics": BearerGuard(metrics_app(self.registry), self.token),
+            "/perf/stats": BearerGuard(
+                stats_app(self.summary, self.settings.retention_s), self.token
+            ),
         }
 
 
