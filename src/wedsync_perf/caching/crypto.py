@@ -21,13 +21,11 @@ from collections.abc import Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from wedsync_perf.errors import SealError
+
 __all__ = ["KeyNamer", "Keyring", "SealError"]
 
 _NONCE = 12
-
-
-class SealError(ValueError):
-    """A sealed value could not be opened: corrupt, forged, or sealed with a retired key."""
 
 
 class KeyNamer:
