@@ -27,9 +27,9 @@ from typing import Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from wedsync_perf.breaker import CircuitBreaker
 from wedsync_perf.caching import serialization
 from wedsync_perf.caching.backends import Backend
-from wedsync_perf.caching.breaker import CircuitBreaker
 from wedsync_perf.caching.crypto import KeyNamer, Keyring, SealError
 from wedsync_perf.caching.envelope import SEALED, parse, render
 from wedsync_perf.caching.local import InvalidationBus, LocalTier

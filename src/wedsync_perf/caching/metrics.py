@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from wedsync_perf.caching.breaker import BreakerState
+from wedsync_perf.breaker import BreakerState
 from wedsync_perf.caching.cache import Cache
 
 __all__ = ["CacheCollector"]
