@@ -34,6 +34,7 @@ from wedsync_perf.caching.crypto import KeyNamer, Keyring, SealError
 from wedsync_perf.caching.envelope import SEALED, parse, render
 from wedsync_perf.caching.local import InvalidationBus, LocalTier
 from wedsync_perf.caching.policy import CachePolicy, DataPolicy
+from wedsync_perf.errors import BackendUnavailable
 
 __all__ = ["Cache", "CacheStats"]
 
@@ -141,11 +142,7 @@ class Cache:
             # asyncio.timeout, not wait_for: wait_for wraps every call in a new task.
             async with asyncio.timeout(self.timeout_s):
                 result = await awaitable
-        except (OSError, TimeoutError, ConnectionError) as exc:
-            return self._failed(exc, data_class)
-        except Exception as exc:  # redis-py's errors share no OSError root
-            if type(exc).__module__.split(".")[0] != "redis":
-                raise
+        except (BackendUnavailable, TimeoutError) as exc:  # anything else is a bug: raised
             return self._failed(exc, data_class)
         self.breaker.success()
         return result
