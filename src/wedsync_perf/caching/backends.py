@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from wedsync_perf.caching.envelope import parse
 from wedsync_perf.caching.redis_errors import unavailable
+from wedsync_perf.errors import InvalidValue
 
 __all__ = ["Backend", "MemoryBackend", "RedisBackend"]
 
@@ -60,8 +61,10 @@ class MemoryBackend:
     default, and the same code path as Redis for tests."""
 
     def __init__(self, max_entries: int = 10_000, max_bytes: int = 64 * 1024 * 1024) -> None:
-        if max_entries < 1 or max_bytes < 1:
-            raise ValueError("max_entries and max_bytes must be positive")
+        if max_entries < 1:
+            raise InvalidValue("max_entries", max_entries, "at least 1 entry")
+        if max_bytes < 1:
+            raise InvalidValue("max_bytes", max_bytes, "at least 1 byte")
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._data: OrderedDict[str, tuple[bytes, float]] = OrderedDict()

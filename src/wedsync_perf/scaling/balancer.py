@@ -37,7 +37,7 @@ import httpx
 
 from wedsync_perf.background import BackgroundLoop
 from wedsync_perf.breaker import BreakerState, CircuitBreaker, FailureRate
-from wedsync_perf.errors import WedsyncPerfError
+from wedsync_perf.errors import InvalidValue, WedsyncPerfError
 
 __all__ = ["Backend", "BalancedTransport", "CircuitOpen", "RetryBudget"]
 
@@ -124,7 +124,7 @@ class BalancedTransport(httpx.AsyncBaseTransport):
         """`breaker` defaults to one that opens for `open_s` when ≥ 50 % of at least 20
         calls in 10 s failed."""
         if not backends:
-            raise ValueError("need at least one backend")
+            raise InvalidValue("backends", list(backends), "at least one backend URL")
         self.backends = [Backend(httpx.URL(u)) for u in backends]
         self.policy = policy
         self.decay_s = decay_s
