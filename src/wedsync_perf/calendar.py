@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
+from wedsync_perf.errors import InvalidValue
+
 __all__ = ["Regime", "WeddingCalendar"]
 
 _SATURDAY = 5
@@ -36,7 +38,7 @@ class WeddingCalendar:
         for name in ("season_start_month", "season_end_month"):
             month = getattr(self, name)
             if not 1 <= month <= 12:
-                raise ValueError(f"{name} must be 1..12, got {month}")
+                raise InvalidValue(name, month, "a month number, 1..12")
 
     def with_wedding_dates(self, dates: Iterable[date]) -> WeddingCalendar:
         """A copy that also treats `dates` as wedding days (e.g. booked in the database)."""

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Protocol
 
+from wedsync_perf.errors import InvalidValue
+
 __all__ = [
     "CACHE_EXTENSION",
     "PRIORITY_EXTENSION",
@@ -66,7 +68,7 @@ def declared_priority(route: object) -> PriorityClass | None:
     """The class a route declared, or None when it declared none.
 
     Works on any route object with an `openapi_extra` mapping (FastAPI's `APIRoute`).
-    Raises ValueError when the declaration names an unknown class.
+    Raises `InvalidValue` (a ValueError) when the declaration names an unknown class.
     """
     extra = getattr(route, "openapi_extra", None)
     if not isinstance(extra, Mapping) or PRIORITY_EXTENSION not in extra:
@@ -76,7 +78,7 @@ def declared_priority(route: object) -> PriorityClass | None:
         return PriorityClass(value)
     except ValueError:
         accepted = ", ".join(p.value for p in PriorityClass)
-        raise ValueError(f"unknown priority class {value!r}; accepted: {accepted}") from None
+        raise InvalidValue(PRIORITY_EXTENSION, value, f"a priority class: {accepted}") from None
 
 
 def effective_routes(routes: Sequence[Any]) -> list[Any]:

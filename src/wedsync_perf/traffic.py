@@ -15,6 +15,7 @@ from itertools import accumulate
 from types import MappingProxyType
 
 from wedsync_perf.calendar import Regime
+from wedsync_perf.errors import InvalidValue
 from wedsync_perf.priorities import PriorityClass
 
 __all__ = ["MIX_BY_REGIME", "ClassMix"]
@@ -29,11 +30,12 @@ class ClassMix:
     _cum: tuple[float, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if any(v < 0 for v in self.shares.values()):
-            raise ValueError("class shares must be non-negative")
+        negative = {str(c): v for c, v in self.shares.items() if v < 0}
+        if negative:
+            raise InvalidValue("shares", negative, "non-negative fractions of requests")
         total = sum(self.shares.values())
         if abs(total - 1.0) > 1e-9:
-            raise ValueError(f"class shares must sum to 1, got {total:g}")
+            raise InvalidValue("sum(shares)", total, "fractions that sum to 1")
         object.__setattr__(self, "shares", MappingProxyType(dict(self.shares)))
         classes = tuple(self.shares)
         object.__setattr__(self, "_classes", classes)

@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as redis_asyncio
 from pydantic import BaseModel
 
+from wedsync_perf.breaker import ConsecutiveFailures
 from wedsync_perf.caching import (
     BreakerState,
     Cache,
@@ -348,7 +349,7 @@ async def test_redis_outage_falls_through_and_recovers(tmp_path: Path) -> None:
     client = redis_asyncio.Redis.from_url(
         server.url, socket_connect_timeout=0.2, socket_timeout=0.2
     )
-    breaker = CircuitBreaker(threshold=3, cooldown_s=0.2)
+    breaker = CircuitBreaker(ConsecutiveFailures(3), cooldown_s=0.2)
     cache = make_cache(RedisBackend(client), breaker=breaker)
     calls = 0
 

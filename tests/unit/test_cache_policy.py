@@ -4,8 +4,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from wedsync_perf.caching import CachePolicy, CircuitBreaker, DataPolicy
-from wedsync_perf.caching.breaker import BreakerState
+from wedsync_perf.caching import CachePolicy, DataPolicy
 from wedsync_perf.caching.policy import FROZEN_TTL_S
 
 
@@ -59,23 +58,3 @@ def test_policy_table_is_validated() -> None:
         CachePolicy({"x": DataPolicy(10)})
     with pytest.raises(ValueError, match="ttl_s"):
         DataPolicy(0)
-
-
-def test_breaker_transitions() -> None:
-    now = [0.0]
-    breaker = CircuitBreaker(threshold=2, cooldown_s=1.0, clock=lambda: now[0])
-    breaker.failure()
-    assert breaker.state is BreakerState.CLOSED
-    breaker.failure()
-    assert breaker.state is BreakerState.OPEN
-    assert not breaker.allow()
-    now[0] = 1.5
-    assert breaker.allow()  # a probe
-    assert breaker.state is BreakerState.HALF_OPEN
-    breaker.failure()
-    assert breaker.state is BreakerState.OPEN
-    now[0] = 3.0
-    assert breaker.allow()
-    breaker.success()
-    assert breaker.state is BreakerState.CLOSED
-    assert breaker.opened == 2

@@ -14,8 +14,8 @@ import base64
 import secrets
 from typing import Any
 
+from wedsync_perf.breaker import BreakerState, CircuitBreaker
 from wedsync_perf.caching.backends import Backend, MemoryBackend, RedisBackend
-from wedsync_perf.caching.breaker import BreakerState, CircuitBreaker
 from wedsync_perf.caching.cache import Cache, CacheStats
 from wedsync_perf.caching.crypto import KeyNamer, Keyring, SealError
 from wedsync_perf.caching.local import InvalidationBus, LocalTier

@@ -16,11 +16,17 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from wedsync_perf.caching.envelope import parse
+from wedsync_perf.caching.redis_errors import unavailable
+from wedsync_perf.errors import InvalidValue
 
 __all__ = ["Backend", "MemoryBackend", "RedisBackend"]
 
 
 class Backend(Protocol):
+    """Storage for `Cache`. An implementation that talks to a server raises
+    `BackendUnavailable` when it fails or does not answer, never its driver's errors:
+    the cache skips the backend on that, and lets anything else propagate."""
+
     async def get(self, key: str) -> bytes | None:
         """The stored blob, or None if absent, expired, or any of its tags moved on."""
         ...
@@ -55,8 +61,10 @@ class MemoryBackend:
     default, and the same code path as Redis for tests."""
 
     def __init__(self, max_entries: int = 10_000, max_bytes: int = 64 * 1024 * 1024) -> None:
-        if max_entries < 1 or max_bytes < 1:
-            raise ValueError("max_entries and max_bytes must be positive")
+        if max_entries < 1:
+            raise InvalidValue("max_entries", max_entries, "at least 1 entry")
+        if max_bytes < 1:
+            raise InvalidValue("max_bytes", max_bytes, "at least 1 byte")
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._data: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
@@ -160,7 +168,10 @@ return 0
 
 class RedisBackend:
     """Redis via redis-py asyncio. One round trip per read (a Lua script checks the tag
-    versions server-side), one per write, one per invalidation."""
+    versions server-side), one per write, one per invalidation.
+
+    Every method raises `BackendUnavailable` (the driver's error as its cause) when
+    Redis fails or cannot be reached."""
 
     def __init__(self, redis: Any) -> None:
         self.redis = redis
@@ -169,33 +180,41 @@ class RedisBackend:
         self._release = redis.register_script(_RELEASE_SCRIPT)
 
     async def get(self, key: str) -> bytes | None:
-        blob = await self._get(keys=[key])
+        with unavailable("get"):
+            blob = await self._get(keys=[key])
         return bytes(blob) if blob else None
 
     async def set(self, key: str, blob: bytes, ttl_s: float) -> None:
-        await self.redis.set(key, blob, px=max(1, int(ttl_s * 1000)))
+        with unavailable("set"):
+            await self.redis.set(key, blob, px=max(1, int(ttl_s * 1000)))
 
     async def delete(self, key: str) -> None:
-        await self.redis.delete(key)
+        with unavailable("delete"):
+            await self.redis.delete(key)
 
     async def tag_versions(self, tag_keys: Sequence[str]) -> list[int]:
         if not tag_keys:
             return []
-        return [int(v) if v is not None else 0 for v in await self.redis.mget(list(tag_keys))]
+        with unavailable("mget"):
+            values = await self.redis.mget(list(tag_keys))
+        return [int(v) if v is not None else 0 for v in values]
 
     async def bump(self, tag_keys: Sequence[str], keep_s: float) -> None:
         # One script per hash-tag scope: a script's keys must share a Cluster slot.
         by_scope: dict[str, list[str]] = {}
         for tag in tag_keys:
             by_scope.setdefault(tag.split("}", 1)[0], []).append(tag)
-        await asyncio.gather(
-            *(self._bump(keys=keys, args=[max(1, int(keep_s))]) for keys in by_scope.values())
-        )
+        with unavailable("bump"):
+            await asyncio.gather(
+                *(self._bump(keys=keys, args=[max(1, int(keep_s))]) for keys in by_scope.values())
+            )
 
     async def acquire(self, lock_key: str, ttl_s: float) -> str | None:
         token = secrets.token_hex(8)
-        ok = await self.redis.set(lock_key, token, nx=True, px=max(1, int(ttl_s * 1000)))
+        with unavailable("lock"):
+            ok = await self.redis.set(lock_key, token, nx=True, px=max(1, int(ttl_s * 1000)))
         return token if ok else None
 
     async def release(self, lock_key: str, token: str) -> None:
-        await self._release(keys=[lock_key], args=[token])
+        with unavailable("unlock"):
+            await self._release(keys=[lock_key], args=[token])

@@ -27,13 +27,14 @@ from typing import Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from wedsync_perf.breaker import CircuitBreaker
 from wedsync_perf.caching import serialization
 from wedsync_perf.caching.backends import Backend
-from wedsync_perf.caching.breaker import CircuitBreaker
 from wedsync_perf.caching.crypto import KeyNamer, Keyring, SealError
 from wedsync_perf.caching.envelope import SEALED, parse, render
 from wedsync_perf.caching.local import InvalidationBus, LocalTier
 from wedsync_perf.caching.policy import CachePolicy, DataPolicy
+from wedsync_perf.errors import BackendUnavailable, InvalidValue
 
 __all__ = ["Cache", "CacheStats"]
 
@@ -101,7 +102,7 @@ class Cache:
         self.local = local
         self.bus = bus
         if bus is not None and local is None:
-            raise ValueError("an invalidation bus needs the local tier it keeps coherent")
+            raise InvalidValue("local", None, "the local tier an invalidation bus keeps coherent")
         if local is not None and bus is None:
             local.enabled = True  # one process, one tier: nothing to keep coherent
         self.timeout_s = timeout_s
@@ -141,11 +142,7 @@ class Cache:
             # asyncio.timeout, not wait_for: wait_for wraps every call in a new task.
             async with asyncio.timeout(self.timeout_s):
                 result = await awaitable
-        except (OSError, TimeoutError, ConnectionError) as exc:
-            return self._failed(exc, data_class)
-        except Exception as exc:  # redis-py's errors share no OSError root
-            if type(exc).__module__.split(".")[0] != "redis":
-                raise
+        except (BackendUnavailable, TimeoutError) as exc:  # anything else is a bug: raised
             return self._failed(exc, data_class)
         self.breaker.success()
         return result

@@ -21,21 +21,19 @@ from collections.abc import Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from wedsync_perf.errors import InvalidValue, SealError
+
 __all__ = ["KeyNamer", "Keyring", "SealError"]
 
 _NONCE = 12
 
 
-class SealError(ValueError):
-    """A sealed value could not be opened: corrupt, forged, or sealed with a retired key."""
-
-
 class KeyNamer:
     def __init__(self, secret: bytes, namespace: str = "wsc") -> None:
         if len(secret) < 16:
-            raise ValueError("the key-naming secret must be at least 16 bytes")
+            raise InvalidValue("len(secret)", len(secret), "at least 16 bytes")
         if not namespace.replace("_", "").replace("-", "").isalnum():
-            raise ValueError(f"namespace must be alphanumeric, got {namespace!r}")
+            raise InvalidValue("namespace", namespace, "letters, digits, '-' and '_'")
         self._secret = secret
         self.namespace = namespace
         # Names are pure functions of (tenant, key): memoise the HMACs, bounded.
@@ -72,16 +70,20 @@ class Keyring:
     def __init__(self, keys: Sequence[bytes]) -> None:
         """`keys[0]` encrypts; all decrypt. Each must be 32 bytes (AES-256); at most 255."""
         if not keys:
-            raise ValueError("a keyring needs at least one key")
+            raise InvalidValue("len(keys)", 0, "at least one key")
         if len(keys) > 255:
-            raise ValueError("a keyring holds at most 255 keys")
-        for key in keys:
+            raise InvalidValue("len(keys)", len(keys), "at most 255 keys")
+        for i, key in enumerate(keys):
             if len(key) != 32:
-                raise ValueError("every key must be 32 bytes (AES-256-GCM)")
+                raise InvalidValue(f"len(keys[{i}])", len(key), "32 bytes (AES-256-GCM)")
         # Key ids derive from the key itself, so reordering the list keeps old data readable.
         self._by_id = {hashlib.sha256(k).digest()[0]: AESGCM(k) for k in keys}
         if len(self._by_id) != len(keys):
-            raise ValueError("two keys share a key id; generate a new key")
+            raise InvalidValue(
+                "keys",
+                f"{len(keys)} keys, {len(self._by_id)} key ids",
+                "one id per key: generate a new key",
+            )
         self._current_id = hashlib.sha256(keys[0]).digest()[0]
 
     @staticmethod

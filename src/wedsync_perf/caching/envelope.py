@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from wedsync_perf.errors import CorruptData
+
 __all__ = ["Envelope", "parse", "render"]
 
 SEALED = 1
@@ -36,14 +38,15 @@ def render(
 
 
 def parse(blob: bytes) -> Envelope:
-    """Raises ValueError on anything malformed: the cache treats it as a miss."""
+    """Raises ValueError (`CorruptData` or a bad number's) on anything malformed: the
+    cache treats it as a miss."""
     first = blob.find(b"\n")
     second = blob.find(b"\n", first + 1)
     if first < 0 or second < 0:
-        raise ValueError("cache entry has no header")
+        raise CorruptData("cache entry has no header")
     words = blob[:first].decode("ascii").split()
     if len(words) % 2:
-        raise ValueError("cache entry tag list is malformed")
+        raise CorruptData(f"cache entry tag list has {len(words)} words, not (tag, version) pairs")
     tags = tuple((words[i], int(words[i + 1])) for i in range(0, len(words), 2))
     expires, delta, flags = (int(x) for x in blob[first + 1 : second].split())
     return Envelope(tags, expires, delta, flags, blob[second + 1 :])

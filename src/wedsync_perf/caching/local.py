@@ -30,6 +30,8 @@ from typing import Any
 import orjson
 
 from wedsync_perf.background import BackgroundLoop
+from wedsync_perf.caching.redis_errors import unavailable
+from wedsync_perf.errors import BackendUnavailable
 
 __all__ = ["InvalidationBus", "LocalTier"]
 
@@ -117,8 +119,10 @@ class InvalidationBus:
         self.reconnects = 0
 
     async def publish(self, keys: Iterable[str] = (), tags: Iterable[str] = ()) -> None:
+        """Raises `BackendUnavailable` when Redis fails."""
         message = orjson.dumps({"from": self.instance, "keys": list(keys), "tags": list(tags)})
-        await self.redis.publish(self.channel, message)
+        with unavailable("publish"):
+            await self.redis.publish(self.channel, message)
 
     def start(self) -> None:
         self._loop.start()
@@ -137,21 +141,23 @@ class InvalidationBus:
         while True:
             pubsub = self.redis.pubsub()
             try:
-                await pubsub.subscribe(self.channel)
+                with unavailable("subscribe"):
+                    await pubsub.subscribe(self.channel)
                 # Subscribed: from here on no invalidation can be missed, so an empty L1
                 # may start filling.
                 self.local.clear()
                 self.local.enabled = True
                 self.connected.set()
                 delay = 0.05
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
-                    self._apply(message.get("data"))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # connection lost: stop serving L1 until back
-                _log.warning("cache invalidation bus disconnected: %s", type(exc).__name__)
+                with unavailable("pubsub read"):
+                    async for message in pubsub.listen():
+                        if message.get("type") != "message":
+                            continue
+                        self._apply(message.get("data"))
+            except BackendUnavailable as exc:  # connection lost: stop serving L1 until back
+                _log.warning("cache invalidation bus disconnected: %s", exc)
+            except Exception:  # not the connection: a bug, logged in full; retried the same
+                _log.exception("cache invalidation bus failed")
             finally:
                 self._offline()
                 with contextlib.suppress(Exception):

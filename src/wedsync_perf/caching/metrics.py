@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from wedsync_perf.caching.breaker import BreakerState
+from wedsync_perf.breaker import BreakerState
 from wedsync_perf.caching.cache import Cache
 
 __all__ = ["CacheCollector"]
@@ -60,6 +60,6 @@ class CacheCollector(Collector):
         yield from (hits, misses, stale, early, loads, load_time, corrupt, errors)
         yield GaugeMetricFamily(
             f"{ns}_cache_backend_available",
-            "1 while the circuit breaker lets calls through to the backend.",
-            value=0 if self.cache.breaker.state is BreakerState.OPEN else 1,
+            "1 while the circuit breaker is closed (open or probing: calls skip the backend).",
+            value=1 if self.cache.breaker.state is BreakerState.CLOSED else 0,
         )

@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime
 from types import MappingProxyType
 
 from wedsync_perf.calendar import Regime, WeddingCalendar
+from wedsync_perf.errors import InvalidValue
 
 __all__ = ["DEFAULT_POLICIES", "CachePolicy", "DataPolicy"]
 
@@ -44,8 +45,12 @@ class DataPolicy:
     wedding_adaptive: bool = False
 
     def __post_init__(self) -> None:
-        if self.ttl_s <= 0 or self.stale_s < 0 or self.early_beta < 0:
-            raise ValueError("ttl_s must be positive; stale_s and early_beta non-negative")
+        if self.ttl_s <= 0:
+            raise InvalidValue("ttl_s", self.ttl_s, "a positive number of seconds")
+        if self.stale_s < 0:
+            raise InvalidValue("stale_s", self.stale_s, "a non-negative number of seconds")
+        if self.early_beta < 0:
+            raise InvalidValue("early_beta", self.early_beta, "a non-negative factor (0: off)")
 
 
 DEFAULT_POLICIES: Mapping[str, DataPolicy] = MappingProxyType(
@@ -70,7 +75,7 @@ class CachePolicy:
         clock: Callable[[], float] = time.time,
     ) -> None:
         if "default" not in policies:
-            raise ValueError("policies need a 'default' data class")
+            raise InvalidValue("policies", sorted(policies), "a table with a 'default' data class")
         self.policies = policies
         self.calendar = calendar or WeddingCalendar()
         self.clock = clock

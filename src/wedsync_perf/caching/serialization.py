@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel
 
+from wedsync_perf.errors import CorruptData
+
 __all__ = ["decode", "encode"]
 
 M = TypeVar("M", bound=BaseModel)
@@ -29,11 +31,12 @@ def encode(value: Any) -> bytes:
 
 def decode(data: bytes, model: type[M] | None = None) -> Any:
     """Inverse of `encode`; with `model`, validates into that pydantic model. Raises
-    ValueError on malformed data (the cache turns it into a miss)."""
+    ValueError (`CorruptData`, or pydantic's ValidationError) on malformed data (the
+    cache turns it into a miss)."""
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise ValueError(f"cached bytes are not JSON: {exc}") from None
+        raise CorruptData(f"cached bytes are not JSON: {exc}") from None
     if model is not None:
         return model.model_validate(value)
     return value

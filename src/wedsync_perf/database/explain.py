@@ -23,6 +23,8 @@ from typing import Any
 
 import asyncpg
 
+from wedsync_perf.errors import InvalidValue
+
 __all__ = ["PlanFinding", "explain", "findings"]
 
 _WRITE = re.compile(
@@ -47,7 +49,9 @@ async def explain(
     """The JSON plan of a read statement. `generic` (PostgreSQL 16+) plans it without
     parameter values, as pg_stat_statements reports it."""
     if _WRITE.match(sql) or ";" in sql.strip().rstrip(";"):
-        raise ValueError("only a single read statement can be explained")
+        raise InvalidValue(
+            "sql", sql[:80], "a single read statement (no write, no second statement)"
+        )
     options = ["FORMAT JSON"]
     if generic and not args:
         # The placeholders still need bind values over the extended protocol; a generic

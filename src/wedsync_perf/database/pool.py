@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from wedsync_perf.errors import WedsyncPerfError
+from wedsync_perf.errors import InvalidValue, WedsyncPerfError
 from wedsync_perf.monitoring.sketch import LatencySketch
 from wedsync_perf.priorities import PriorityClass
 
@@ -85,9 +85,11 @@ class LanedPool:
         is handed out (one round trip), so a server restart or a killed backend is
         noticed by the pool, not by a request. 0 validates every acquire."""
         if size < 1:
-            raise ValueError("size must be at least 1")
+            raise InvalidValue("size", size, "at least 1 connection")
         if not 0 <= reserved_critical < size:
-            raise ValueError("reserved_critical must be within [0, size)")
+            raise InvalidValue(
+                "reserved_critical", reserved_critical, f"0 <= reserved_critical < size ({size})"
+            )
         self.pool = pool
         self.size = size
         self.reserved_critical = reserved_critical
@@ -95,7 +97,11 @@ class LanedPool:
             max_bulk if max_bulk is not None else max(1, (size - reserved_critical) // 2)
         )
         if not 1 <= self.max_bulk <= size - reserved_critical:
-            raise ValueError("max_bulk must be within [1, size - reserved_critical]")
+            raise InvalidValue(
+                "max_bulk",
+                self.max_bulk,
+                f"1 <= max_bulk <= size - reserved_critical ({size - reserved_critical})",
+            )
         self.acquire_timeout_s = acquire_timeout_s
         self.validate_idle_s = validate_idle_s
         self._clock = clock

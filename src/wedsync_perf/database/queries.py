@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wedsync_perf.database.fingerprint import fingerprint, shape
+from wedsync_perf.errors import InvalidValue
 from wedsync_perf.monitoring.sketch import LatencySketch
 
 __all__ = ["NPlusOne", "QueryTracker", "RequestQueries", "RouteQueries"]
@@ -70,8 +71,10 @@ class QueryTracker:
     def __init__(
         self, *, min_repeats: int = 5, min_total_ms: float = 50.0, max_findings: int = 200
     ) -> None:
-        if min_repeats < 2 or min_total_ms < 0:
-            raise ValueError("min_repeats must be >= 2 and min_total_ms >= 0")
+        if min_repeats < 2:
+            raise InvalidValue("min_repeats", min_repeats, "at least 2 repeats")
+        if min_total_ms < 0:
+            raise InvalidValue("min_total_ms", min_total_ms, "a non-negative number of ms")
         self.min_repeats = min_repeats
         self.min_total_ms = min_total_ms
         self.max_findings = max_findings

@@ -35,6 +35,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from wedsync_perf.background import BackgroundLoop
 from wedsync_perf.database.pool import LanedPool
+from wedsync_perf.errors import InvalidValue
 from wedsync_perf.priorities import PriorityClass
 
 __all__ = ["ReplicaRouter", "ReplicaState", "WritePositions"]
@@ -132,13 +133,19 @@ class ReplicaRouter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if replicas and positions is None:
-            raise ValueError(
-                "replica routing needs WritePositions (Redis) to keep read-your-writes"
+            raise InvalidValue(
+                "positions",
+                None,
+                "WritePositions (Redis) with replicas: they keep read-your-writes",
             )
         if positions is not None and positions.ttl_s <= max_lag_s:
-            raise ValueError("WritePositions.ttl_s must exceed max_lag_s")
-        if max_lag_s <= 0 or poll_interval_s <= 0:
-            raise ValueError("max_lag_s and poll_interval_s must be positive")
+            raise InvalidValue(
+                "WritePositions.ttl_s", positions.ttl_s, f"more than max_lag_s ({max_lag_s:g} s)"
+            )
+        if max_lag_s <= 0:
+            raise InvalidValue("max_lag_s", max_lag_s, "a positive number of seconds")
+        if poll_interval_s <= 0:
+            raise InvalidValue("poll_interval_s", poll_interval_s, "a positive number of seconds")
         self.primary = primary
         self.replicas = [ReplicaState(name, pool) for name, pool in replicas.items()]
         self.positions = positions

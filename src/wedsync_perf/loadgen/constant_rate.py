@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
+from wedsync_perf.errors import InvalidValue
 from wedsync_perf.loadgen.driver import TRANSPORT_ERROR, RequestSpec
 from wedsync_perf.loadgen.stats import LoadStats
 from wedsync_perf.priorities import PriorityClass
@@ -255,12 +256,14 @@ async def constant_rate(
     """Send `requests` (cycled) at `rps` for `duration_s`, then wait up to `timeout_s` for
     the answers still due. Every due request is recorded once: answered, failed, or timed
     out (status 0) — none is silently dropped."""
-    if rps <= 0 or duration_s <= 0:
-        raise ValueError(f"rps and duration_s must be positive, got {rps} and {duration_s}")
+    if rps <= 0:
+        raise InvalidValue("rps", rps, "a positive request rate")
+    if duration_s <= 0:
+        raise InvalidValue("duration_s", duration_s, "a positive number of seconds")
     if not requests:
-        raise ValueError("requests is empty")
+        raise InvalidValue("requests", requests, "a non-empty sequence of requests to cycle")
     if max_connections < 1:
-        raise ValueError(f"max_connections must be at least 1, got {max_connections}")
+        raise InvalidValue("max_connections", max_connections, "at least 1 connection")
     stats = stats if stats is not None else LoadStats()
     run = _Run(host, port, stats, max_connections, timeout_s)
     loop = run.loop

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from wedsync_perf.errors import InvalidValue
 from wedsync_perf.loadgen.stats import LoadStats
 from wedsync_perf.priorities import PriorityClass
 from wedsync_perf.traffic import ClassMix
@@ -76,7 +77,7 @@ async def drive(
     for requests still in flight. Arrivals beyond `max_in_flight` are counted in
     `stats.dropped`, not queued, so the schedule never silently stretches."""
     if rps <= 0:
-        raise ValueError(f"rps must be positive, got {rps}")
+        raise InvalidValue("rps", rps, "a positive request rate")
     stop = stop or asyncio.Event()
     in_flight: set[asyncio.Task[None]] = set()
     loop = asyncio.get_running_loop()
@@ -120,8 +121,10 @@ async def closed_loop(
     """`concurrency` clients, each sending its next request as soon as the last one
     answered, for `duration_s`: throughput at a fixed concurrency, what the Universal
     Scalability Law is fitted to (an open-loop driver, `drive`, measures latency)."""
-    if concurrency < 1 or duration_s <= 0:
-        raise ValueError("concurrency must be >= 1 and duration_s > 0")
+    if concurrency < 1:
+        raise InvalidValue("concurrency", concurrency, "at least 1 client")
+    if duration_s <= 0:
+        raise InvalidValue("duration_s", duration_s, "a positive number of seconds")
     stats = LoadStats()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + duration_s

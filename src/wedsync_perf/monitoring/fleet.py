@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from wedsync_perf.background import BackgroundLoop
+from wedsync_perf.errors import InvalidValue
 from wedsync_perf.monitoring.recorder import Recorder, Window
 from wedsync_perf.monitoring.series import SeriesKey, SeriesStats
 
@@ -247,7 +248,7 @@ class FleetPublisher:
 
     def __init__(self, recorder: Recorder, store: FleetStore, interval_s: float = 5.0) -> None:
         if interval_s <= 0:
-            raise ValueError("interval_s must be positive")
+            raise InvalidValue("interval_s", interval_s, "a positive number of seconds")
         self.recorder = recorder
         self.store = store
         self.interval_s = interval_s

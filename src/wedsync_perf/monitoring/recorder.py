@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from wedsync_perf.errors import InvalidValue
 from wedsync_perf.monitoring.series import SeriesKey, SeriesStats, status_class
 
 __all__ = [
@@ -58,10 +59,12 @@ class Recorder:
         max_series: int = 1000,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if window_s <= 0 or retention_s < window_s:
-            raise ValueError("need window_s > 0 and retention_s >= window_s")
+        if window_s <= 0:
+            raise InvalidValue("window_s", window_s, "a positive number of seconds")
+        if retention_s < window_s:
+            raise InvalidValue("retention_s", retention_s, f"at least window_s ({window_s:g} s)")
         if max_series < 1:
-            raise ValueError("max_series must be >= 1")
+            raise InvalidValue("max_series", max_series, "at least 1 series")
         self.window_s = window_s
         self.retention_s = retention_s
         self.slo_thresholds_s = tuple(sorted(slo_thresholds_s))

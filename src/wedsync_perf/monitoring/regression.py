@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from wedsync_perf.errors import ConfigError
+from wedsync_perf.errors import ConfigError, InvalidValue
 
 __all__ = [
     "FORMAT",
@@ -191,7 +191,9 @@ def change_points(
     """
     x = np.asarray(values, dtype=float)
     if samples is not None and len(samples) != len(x):
-        raise ValueError("samples must hold one run's latencies per value")
+        raise InvalidValue(
+            "len(samples)", len(samples), f"one run's latencies per value ({len(x)} values)"
+        )
     pooled = [np.asarray(s, dtype=float) for s in samples] if samples is not None else None
     found: list[ChangePoint] = []
 

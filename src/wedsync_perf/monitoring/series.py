@@ -8,6 +8,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from wedsync_perf.errors import CorruptData, InvalidValue
 from wedsync_perf.monitoring.sketch import (
     _MULTIPLIER,
     MIN_VALUE,
@@ -89,7 +90,9 @@ class SeriesStats(LatencySketch):
         if not isinstance(other, SeriesStats):
             return
         if other.edges != self.edges:
-            raise ValueError("cannot merge series recorded with different bucket edges")
+            raise InvalidValue(
+                "other.edges", other.edges, f"this series' bucket edges {self.edges}"
+            )
         self.bytes_sent += other.bytes_sent
         self.cache_hits += other.cache_hits
         for i, n in enumerate(other.buckets):
@@ -102,7 +105,7 @@ class SeriesStats(LatencySketch):
     def count_at_most(self, threshold: float) -> int:
         """Exact number of durations ≤ `threshold`; `threshold` must be an edge."""
         if threshold not in self.edges:
-            raise ValueError(f"{threshold} is not a bucket edge of this series")
+            raise InvalidValue("threshold", threshold, f"one of the bucket edges {self.edges}")
         return sum(self.buckets[: list(self.edges).index(threshold) + 1])
 
     def series_bytes(self) -> bytes:
@@ -114,20 +117,27 @@ class SeriesStats(LatencySketch):
 
     @classmethod
     def from_series_bytes(cls, data: bytes, edges: Sequence[float]) -> SeriesStats:
-        """Inverse of `series_bytes`; raises ValueError on malformed input."""
+        """Inverse of `series_bytes`; raises `CorruptData` (a ValueError) on malformed input."""
         view = memoryview(data)
         if len(view) < _COUNTERS.size:
-            raise ValueError("series bytes too short")
+            raise CorruptData(
+                f"series bytes too short: {len(view)}, the header alone is {_COUNTERS.size}"
+            )
         sent, hits, sketch_len, nbuckets = _COUNTERS.unpack_from(view)
         if nbuckets != len(edges) + 1:
-            raise ValueError("series bytes were recorded with other bucket edges")
+            raise CorruptData(
+                f"series bytes hold {nbuckets} buckets, {len(edges)} edges make"
+                f" {len(edges) + 1}: they were recorded with other bucket edges"
+            )
         at = _COUNTERS.size
         buckets = list(struct.unpack_from(f"<{nbuckets}Q", view, at))
         at += 8 * nbuckets
         sketch = LatencySketch.from_bytes(view[at : at + sketch_len])
         at += sketch_len
         if sum(buckets) != sketch.count:
-            raise ValueError("series buckets disagree with its sketch")
+            raise CorruptData(
+                f"series buckets count {sum(buckets)} durations, its sketch {sketch.count}"
+            )
         stats = cls(edges)
         stats.merge(sketch)
         stats.bytes_sent, stats.cache_hits, stats.buckets = sent, hits, buckets

@@ -20,6 +20,8 @@ from array import array
 from collections.abc import Iterable
 from operator import add as _add
 
+from wedsync_perf.errors import CorruptData, InvalidValue
+
 __all__ = ["MAX_BINS", "RELATIVE_ACCURACY", "LatencySketch"]
 
 RELATIVE_ACCURACY = 0.01
@@ -133,7 +135,7 @@ class LatencySketch:
     def quantile(self, q: float) -> float | None:
         """The value at quantile `q` (0..1), None when empty. Uses the rank q·(n−1)."""
         if not 0 <= q <= 1:
-            raise ValueError(f"quantile must be within [0, 1], got {q}")
+            raise InvalidValue("q", q, "a quantile within [0, 1]")
         if self.count == 0:
             return None
         rank = q * (self.count - 1)
@@ -176,16 +178,21 @@ class LatencySketch:
 
     @classmethod
     def from_bytes(cls, data: bytes | memoryview) -> LatencySketch:
-        """Inverse of `to_bytes`; raises ValueError on malformed input."""
+        """Inverse of `to_bytes`; raises `CorruptData` (a ValueError) on malformed input."""
         view = memoryview(data)
         if len(view) < _HEADER.size:
-            raise ValueError("sketch bytes too short")
+            raise CorruptData(
+                f"sketch bytes too short: {len(view)}, the header alone is {_HEADER.size}"
+            )
         version, zero, count, total, low, high, offset, nbins = _HEADER.unpack_from(view)
         if version != _VERSION:
-            raise ValueError(f"unknown sketch format version {version}")
+            raise CorruptData(f"sketch format version {version}; this version reads {_VERSION}")
         body = view[_HEADER.size :]
         if len(body) != 4 * nbins or nbins > MAX_BINS:
-            raise ValueError("sketch bytes do not match their header")
+            raise CorruptData(
+                f"sketch bytes do not match their header: {len(body)} bytes for {nbins} bins"
+                f" (at most {MAX_BINS})"
+            )
         sketch = cls()
         sketch._zero = zero
         sketch.count = count
@@ -198,7 +205,9 @@ class LatencySketch:
         if array("I", [1]).tobytes() != b"\x01\x00\x00\x00":  # pragma: no cover
             counts.byteswap()
         if sum(counts) + zero != count:
-            raise ValueError("sketch bins do not add up to its count")
+            raise CorruptData(
+                f"sketch bins add up to {sum(counts) + zero}, its header says {count}"
+            )
         sketch._counts = counts
         return sketch
 

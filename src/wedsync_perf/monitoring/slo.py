@@ -280,10 +280,11 @@ class SloTracker:
     def __init__(self, config: SloConfig, edges: Sequence[float], window_s: float) -> None:
         missing = config.thresholds_s() - set(edges)
         if missing:
+            missing_ms = sorted(round(t * 1000, 3) for t in missing)
             raise ConfigError(
-                "slo_thresholds_s",
-                "latency thresholds must be recorder edges (build the Recorder with"
-                f" slo_thresholds_s including them): {sorted(missing)}",
+                "WEDSYNC_PERF_SLO_FILE",
+                f"latency thresholds {missing_ms} ms are not recorder edges: the Recorder"
+                " needs them in slo_thresholds_s (Monitor adds them)",
             )
         self.config = config
         self.window_s = window_s

@@ -46,6 +46,7 @@ from typing import Any
 
 from wedsync_perf.asgi import ASGIApp, Receive, Scope, Send, respond
 from wedsync_perf.background import BackgroundLoop
+from wedsync_perf.errors import InvalidValue
 from wedsync_perf.pipeline.routing import ROUTE_KEY, ResolvedRoute
 from wedsync_perf.priorities import PriorityClass
 
@@ -64,9 +65,13 @@ class AdaptiveLimit:
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_limit <= self.initial <= self.max_limit:
-            raise ValueError("need 1 <= min_limit <= initial <= max_limit")
+            raise InvalidValue(
+                "min_limit/initial/max_limit",
+                (self.min_limit, self.initial, self.max_limit),
+                "1 <= min_limit <= initial <= max_limit",
+            )
         if not 0 < self.backoff < 1:
-            raise ValueError("need 0 < backoff < 1")
+            raise InvalidValue("backoff", self.backoff, "a factor strictly between 0 and 1")
         self.limit = float(self.initial)
 
     def update(self, congested: bool, in_flight: int) -> None:
@@ -108,7 +113,11 @@ class AdmissionController:
         delay_signals: Sequence[Callable[[], float]] = (),
     ) -> None:
         if not 0 < bulk_share <= standard_share <= 1:
-            raise ValueError("need 0 < bulk_share <= standard_share <= 1")
+            raise InvalidValue(
+                "bulk_share/standard_share",
+                (bulk_share, standard_share),
+                "0 < bulk_share <= standard_share <= 1",
+            )
         self.limit = limit or AdaptiveLimit()
         self.shares = {PriorityClass.BULK: bulk_share, PriorityClass.STANDARD: standard_share}
         self.retry_after = str(retry_after_s).encode()

@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from wedsync_perf.calendar import WeddingCalendar
+from wedsync_perf.errors import InvalidValue
 from wedsync_perf.scaling.hpa import Hpa, MetricReading
 from wedsync_perf.scaling.model import TrafficModel
 
@@ -128,7 +129,7 @@ class WeddingAutoscaler:
 
     def __post_init__(self) -> None:
         if self.capacity_rps <= 0:
-            raise ValueError("capacity_rps must be positive")
+            raise InvalidValue("capacity_rps", self.capacity_rps, "a positive rate per replica")
         self.hpa = Hpa(self.min_replicas, self.max_replicas)
 
     def in_wedding_window(self, at: datetime) -> bool:

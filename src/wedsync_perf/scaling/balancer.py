@@ -14,9 +14,9 @@ services), as an httpx transport: `httpx.AsyncClient(transport=BalancedTransport
   so when every backend fails, the load does not triple.
 * **Active health checks** (`check_health()`, or `start_health_checks()` in the
   background): 3 failed probes take a host out, one good probe brings it back.
-* **Circuit breaker**: when half or more of the last 10 s of calls failed (at least 20),
-  calls fail at once with `CircuitOpen` for `open_s`; then one call is let through to
-  see whether the upstream is back.
+* **Circuit breaker** (`wedsync_perf.breaker`): when half or more of the last 10 s of
+  calls failed (at least 20), calls fail at once with `CircuitOpen` for `open_s`; then
+  one call is let through to see whether the upstream is back.
 
 A request's URL names the service (any host); the transport replaces scheme, host and
 port with the chosen backend's.
@@ -36,12 +36,16 @@ from typing import Literal
 import httpx
 
 from wedsync_perf.background import BackgroundLoop
+from wedsync_perf.breaker import BreakerState, CircuitBreaker, FailureRate
+from wedsync_perf.errors import InvalidValue, WedsyncPerfError
 
 __all__ = ["Backend", "BalancedTransport", "CircuitOpen", "RetryBudget"]
 
 
-class CircuitOpen(httpx.TransportError):
+class CircuitOpen(httpx.TransportError, WedsyncPerfError):
     """The upstream is failing: this call was not sent (try again after a while)."""
+
+    http_status = 503
 
 
 Policy = Literal["p2c_ewma", "round_robin", "least_request"]
@@ -115,9 +119,12 @@ class BalancedTransport(httpx.AsyncBaseTransport):
         inner: httpx.AsyncBaseTransport | None = None,
         health_path: str = "/health/live",
         open_s: float = 5.0,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
+        """`breaker` defaults to one that opens for `open_s` when ≥ 50 % of at least 20
+        calls in 10 s failed."""
         if not backends:
-            raise ValueError("need at least one backend")
+            raise InvalidValue("backends", list(backends), "at least one backend URL")
         self.backends = [Backend(httpx.URL(u)) for u in backends]
         self.policy = policy
         self.decay_s = decay_s
@@ -135,10 +142,9 @@ class BalancedTransport(httpx.AsyncBaseTransport):
         self.retries = 0
         self.requests = 0
         self.health_path = health_path
-        self.open_s = open_s
-        self._outcomes: deque[tuple[float, bool]] = deque()  # (time, failed), last 10 s
-        self._open_until = 0.0
-        self._probing = False
+        self.breaker = breaker or CircuitBreaker(
+            FailureRate(ratio=0.5, min_calls=20, window_s=10.0), cooldown_s=open_s, clock=clock
+        )
         self._checker: BackgroundLoop | None = None
 
     # -- choice --------------------------------------------------------------------
@@ -165,35 +171,9 @@ class BalancedTransport(httpx.AsyncBaseTransport):
         a, b = self._rng.sample(candidates, 2)
         return a, b
 
-    # -- outcome -------------------------------------------------------------------
-
-    # -- circuit breaker ---------------------------------------------------------------
-
     def circuit_open(self) -> bool:
         """Whether calls are paused now (open, or half-open waiting on its probe)."""
-        return bool(self._open_until)
-
-    def _breaker_allows(self, now: float) -> bool:
-        if now < self._open_until:
-            return False
-        if self._open_until and not self._probing:
-            self._probing = True  # half-open: this one call tells whether it is back
-        elif self._open_until:
-            return False
-        return True
-
-    def _breaker_record(self, now: float, failed: bool) -> None:
-        if self._probing:
-            self._probing = False
-            self._open_until = now + self.open_s if failed else 0.0
-            self._outcomes.clear()
-            return
-        self._outcomes.append((now, failed))
-        while self._outcomes and now - self._outcomes[0][0] > 10.0:
-            self._outcomes.popleft()
-        failures = sum(1 for _, f in self._outcomes if f)
-        if len(self._outcomes) >= 20 and failures * 2 >= len(self._outcomes):
-            self._open_until = now + self.open_s
+        return self.breaker.state is not BreakerState.CLOSED
 
     # -- active health checks --------------------------------------------------------
 
@@ -227,7 +207,10 @@ class BalancedTransport(httpx.AsyncBaseTransport):
 
     def _record(self, backend: Backend, rtt_s: float, failed: bool) -> None:
         now = self.clock()
-        self._breaker_record(now, failed)
+        if failed:
+            self.breaker.failure()
+        else:
+            self.breaker.success()
         # A failure counts as a slow answer: a host that fails fast must not look like
         # the fastest one and draw the traffic.
         backend.observe(max(rtt_s, self.failure_penalty_s) if failed else rtt_s, now, self.decay_s)
@@ -246,7 +229,7 @@ class BalancedTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests += 1
         now = self.clock()
-        if not self._breaker_allows(now):
+        if not self.breaker.allow():
             raise CircuitOpen("the upstream is failing; calls are paused", request=request)
         self.budget.request(now)
         tried: Backend | None = None

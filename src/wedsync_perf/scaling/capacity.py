@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 from scipy.optimize import curve_fit
 
+from wedsync_perf.errors import InvalidValue
 from wedsync_perf.scaling.model import TrafficModel
 from wedsync_perf.scaling.queueing import replicas_for
 
@@ -53,8 +54,16 @@ def fit_usl(
     """Fit the USL to a load test (at least 4 concurrency levels)."""
     n = np.asarray(concurrency, dtype=float)
     x = np.asarray(throughput, dtype=float)
-    if len(n) < 4 or len(n) != len(x) or np.any(n < 1) or np.any(x <= 0):
-        raise ValueError("need ≥ 4 (concurrency ≥ 1, throughput > 0) points")
+    if len(n) != len(x):
+        raise InvalidValue("len(throughput)", len(x), f"one per concurrency level ({len(n)})")
+    if len(n) < 4:
+        raise InvalidValue("len(concurrency)", len(n), "at least 4 load-test points")
+    if np.any(n < 1):
+        raise InvalidValue("min(concurrency)", float(n.min()), "concurrency levels of at least 1")
+    if np.any(x <= 0):
+        raise InvalidValue(
+            "min(throughput)", float(x.min()), "a positive throughput at every level"
+        )
 
     def fit(ns: np.ndarray, xs: np.ndarray) -> tuple[float, float, float]:
         guess = (float(xs[np.argmin(ns)] / ns.min()), 0.05, 0.001)

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
+from wedsync_perf.errors import InvalidValue
+
 __all__ = ["FanOutResult", "VendorOutcome", "fan_out"]
 
 T = TypeVar("T")
@@ -75,7 +77,7 @@ async def fan_out(
     """Run every call concurrently; after `deadline_s`, unfinished ones are cancelled
     and reported as `timeout`."""
     if deadline_s <= 0:
-        raise ValueError("deadline_s must be positive")
+        raise InvalidValue("deadline_s", deadline_s, "a positive number of seconds")
     started = time.perf_counter()
 
     async def one(name: str, call: Callable[[], Awaitable[T]]) -> tuple[str, VendorOutcome[T]]:

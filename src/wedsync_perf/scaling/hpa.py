@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from wedsync_perf.errors import InvalidValue
+
 __all__ = [
     "DEFAULT_DOWN",
     "DEFAULT_UP",
@@ -73,7 +75,11 @@ class Hpa:
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_replicas <= self.max_replicas:
-            raise ValueError("need 1 <= min_replicas <= max_replicas")
+            raise InvalidValue(
+                "min_replicas/max_replicas",
+                (self.min_replicas, self.max_replicas),
+                "1 <= min_replicas <= max_replicas",
+            )
 
     def _for_metric(self, reading: MetricReading, current: int, ready: int) -> int:
         if reading.target <= 0 or ready <= 0:

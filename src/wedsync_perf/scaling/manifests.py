@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
+from wedsync_perf.errors import InvalidValue
+
 __all__ = ["hpa_manifest", "keda_scaled_object", "scale_deployment", "validate"]
 
 
@@ -32,7 +34,11 @@ def hpa_manifest(
     cpu_utilisation: int = 70,
 ) -> dict[str, Any]:
     if not 1 <= min_replicas <= max_replicas:
-        raise ValueError("need 1 <= min_replicas <= max_replicas")
+        raise InvalidValue(
+            "min_replicas/max_replicas",
+            (min_replicas, max_replicas),
+            "1 <= min_replicas <= max_replicas",
+        )
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
@@ -103,24 +109,38 @@ def keda_scaled_object(
 
 
 def validate(manifest: dict[str, Any]) -> Any:
-    """Deserialize into the kubernetes client's model (raises ValueError on a missing
-    required field or a bad value); returns the model object. For a KEDA ScaledObject
-    (a CRD, no model in the client) the metadata is checked by the client and the
-    spec's required fields here."""
+    """Deserialize into the kubernetes client's model (raises `InvalidValue`, a
+    ValueError, on a missing required field or a bad value); returns the model object.
+    For a KEDA ScaledObject (a CRD, no model in the client) the metadata is checked by
+    the client and the spec's required fields here."""
     from kubernetes.client import V1ObjectMeta, V2HorizontalPodAutoscaler
 
     kind = manifest.get("kind")
     if kind == "HorizontalPodAutoscaler":
-        return V2HorizontalPodAutoscaler.from_dict(manifest)
+        return _from_dict(V2HorizontalPodAutoscaler, manifest, "a HorizontalPodAutoscaler")
     if kind == "ScaledObject":
         spec = manifest.get("spec") or {}
         if not spec.get("scaleTargetRef", {}).get("name"):
-            raise ValueError("spec.scaleTargetRef.name is required")
+            raise InvalidValue(
+                "spec.scaleTargetRef.name",
+                spec.get("scaleTargetRef", {}).get("name"),
+                "the name of the workload to scale",
+            )
         for i, trigger in enumerate(spec.get("triggers") or ()):
             if not trigger.get("type") or not isinstance(trigger.get("metadata"), dict):
-                raise ValueError(f"spec.triggers[{i}] needs a type and metadata")
-        return V1ObjectMeta.from_dict(manifest["metadata"])
-    raise ValueError(f"no model for kind {kind!r}")
+                raise InvalidValue(
+                    f"spec.triggers[{i}]", trigger, "a trigger with a type and metadata"
+                )
+        return _from_dict(V1ObjectMeta, manifest.get("metadata"), "ScaledObject metadata")
+    raise InvalidValue("kind", kind, "HorizontalPodAutoscaler or ScaledObject")
+
+
+def _from_dict(model: Any, data: Any, what: str) -> Any:
+    """The client's validation errors, as the library's."""
+    try:
+        return model.from_dict(data)
+    except ValueError as exc:  # pydantic's ValidationError among them
+        raise InvalidValue("manifest", type(data).__name__, f"{what}: {exc}") from exc
 
 
 def scale_deployment(

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from wedsync_perf.calendar import Regime, WeddingCalendar
+from wedsync_perf.errors import InvalidValue
 from wedsync_perf.priorities import PriorityClass
 from wedsync_perf.traffic import MIX_BY_REGIME
 
@@ -67,10 +68,12 @@ class TrafficModel:
     rush_height: float = 2.0  # on top of the wedding load at that hour, as a multiple
 
     def __post_init__(self) -> None:
-        if len(self.diurnal) != 24 or len(self.wedding_hours) != 24 or len(self.weekly) != 7:
-            raise ValueError("diurnal and wedding_hours need 24 values, weekly 7")
-        if min(self.base_rps, self.season_factor, self.per_wedding_rps) < 0:
-            raise ValueError("rates and factors must be non-negative")
+        for name, length in (("diurnal", 24), ("wedding_hours", 24), ("weekly", 7)):
+            if len(getattr(self, name)) != length:
+                raise InvalidValue(f"len({name})", len(getattr(self, name)), f"{length} values")
+        for name in ("base_rps", "season_factor", "per_wedding_rps"):
+            if getattr(self, name) < 0:
+                raise InvalidValue(name, getattr(self, name), "a non-negative number")
 
     def weddings_on(self, day: date) -> int:
         """Weddings booked that day; a season Saturday with no data counts as a typical
@@ -124,10 +127,14 @@ def calibrate_weekly(model: TrafficModel, hour_of_week_rps: Sequence[float]) -> 
     """A model whose diurnal and weekly shapes (and base) match a measured off-season
     hour-of-week profile (168 values, Monday 00:00 first: the fleet store's profile)."""
     if len(hour_of_week_rps) != 168:
-        raise ValueError("hour_of_week_rps needs 168 values (Monday 00:00 first)")
+        raise InvalidValue(
+            "len(hour_of_week_rps)", len(hour_of_week_rps), "168 values (Monday 00:00 first)"
+        )
     grid = np.asarray(hour_of_week_rps, dtype=float).reshape(7, 24)
     if grid.sum() <= 0:
-        raise ValueError("the profile holds no traffic")
+        raise InvalidValue(
+            "sum(hour_of_week_rps)", float(grid.sum()), "a profile with some traffic"
+        )
     base = float(grid.mean())
     by_hour = grid.mean(axis=0) / base
     by_day = grid.mean(axis=1) / base
@@ -177,7 +184,7 @@ def generate_trace(
 ) -> Trace:
     """`days` of per-minute traffic from `start`, deterministic for a seed."""
     if days < 1:
-        raise ValueError("days must be at least 1")
+        raise InvalidValue("days", days, "at least 1 day")
     rng = np.random.default_rng(seed)
     minutes = days * 1440
     first = datetime(start.year, start.month, start.day, tzinfo=UTC)

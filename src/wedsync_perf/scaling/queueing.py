@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import math
 
+from wedsync_perf.errors import InvalidValue
+
 __all__ = ["erlang_c", "replicas_for", "response_quantile", "response_tail"]
 
 
 def erlang_c(c: int, offered: float) -> float:
     """Probability an arrival waits, for `offered` = λ/μ erlangs on `c` servers."""
     if c <= 0:
-        raise ValueError("c must be positive")
+        raise InvalidValue("c", c, "at least 1 server")
     if offered >= c:
         return 1.0
     # Erlang B by the stable recursion, then C from B.
@@ -60,15 +62,20 @@ def replicas_for(
     lam: float, mu: float, target_s: float, q: float = 0.95, *, max_c: int = 10_000
 ) -> int:
     """Smallest c whose q-quantile response time is at most `target_s`."""
-    if mu <= 0 or target_s <= 0:
-        raise ValueError("mu and target_s must be positive")
+    if mu <= 0:
+        raise InvalidValue("mu", mu, "a positive service rate")
+    if target_s <= 0:
+        raise InvalidValue("target_s", target_s, "a positive number of seconds")
     if lam <= 0:
         return 1
-    if -math.log(1 - q) / mu > target_s:
-        raise ValueError("the target is below the service time alone: no replica count meets it")
+    alone_s = -math.log(1 - q) / mu
+    if alone_s > target_s:
+        raise InvalidValue(
+            "target_s", target_s, f"at least the service time's own quantile ({alone_s:g} s)"
+        )
     c = max(1, math.floor(lam / mu) + 1)
     while c <= max_c:
         if response_tail(target_s, lam, mu, c) <= 1 - q:
             return c
         c += 1
-    raise ValueError(f"more than {max_c} replicas needed")
+    raise InvalidValue("max_c", max_c, f"a higher cap: more replicas are needed for {target_s:g} s")

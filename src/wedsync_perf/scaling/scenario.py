@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from wedsync_perf.calendar import WeddingCalendar
+from wedsync_perf.errors import InvalidValue
 from wedsync_perf.scaling.autoscaler import Forecaster, WeddingAutoscaler
 from wedsync_perf.scaling.model import Trace, TrafficModel, generate_trace
 from wedsync_perf.scaling.simulator import (
@@ -74,7 +75,7 @@ class Scenario:
 
     def __post_init__(self) -> None:
         if self.days <= self.warmup_days:
-            raise ValueError("days must exceed warmup_days")
+            raise InvalidValue("days", self.days, f"more than warmup_days ({self.warmup_days})")
         if self.bookings is None:
             self.bookings = synthetic_bookings(self.start, self.days)
         self.model = TrafficModel(self.calendar, base_rps=self.base_rps, season_factor=self.season_factor,
@@ -112,7 +113,7 @@ class Scenario:
             autoscaler = WeddingAutoscaler(forecaster, cap, calendar=self.calendar,
                                            hold_all_day=name == "wedding_hold_all_day")  # fmt: skip
             return Wedding(autoscaler, name=name)
-        raise ValueError(f"unknown policy {name!r}; one of {', '.join(POLICIES)}")
+        raise InvalidValue("policy", name, f"one of {', '.join(POLICIES)}")
 
     def run(self, name: str, forecast_bias: float = 1.0) -> SimResult:
         return simulate(self.trace, self.policy(name, forecast_bias), self.service,
