@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,7 @@ async def call_asgi(
     root_path: str = "",
     query_string: bytes = b"",
     body: bytes = b"",
+    headers: Sequence[tuple[bytes, bytes]] = (),
     send_hook: Callable[[MutableMapping[str, Any]], Awaitable[None]] | None = None,
 ) -> list[MutableMapping[str, Any]]:
     """Call an ASGI app directly, the way a server would, and return what it sent.
@@ -108,7 +109,7 @@ async def call_asgi(
         "raw_path": full_path.encode(),
         "root_path": root_path,
         "query_string": query_string,
-        "headers": [(b"host", b"test")],
+        "headers": [(b"host", b"test"), *headers],
         "server": ("test", 80),
         "client": ("127.0.0.1", 50000),
     }

@@ -47,9 +47,9 @@ def install_pipeline(
     declaration or a cache rule naming a data class the cache does not know."""
     table = RouteTable.compile(app.routes, public=public, internal=internal)
     if responses is not None:
-        responses.check([e.route.cache for e in table.entries if e.route.cache is not None])
         if authenticate is None:
             raise ConfigError("response cache", "needs an authenticator in front of it")
+        responses.check([e.route.cache for e in table.entries if e.route.cache is not None])
         app.add_middleware(HttpCacheMiddleware, responses=responses)
     if authenticate is not None:
         app.add_middleware(AccessMiddleware, authenticate=authenticate, limiter=limiter)
