@@ -119,7 +119,7 @@ async def test_one_match_per_request_whatever_the_outcome() -> None:
             await call_asgi(
                 app, "POST", "/v1/weddings/7/checkins", headers=[(b"x-api-key", b"good")]
             )
-        ),  # fmt: skip
+        ),
         status_of(await get(app, "/admin/reports/3")),
         status_of(await get(app, "/v1/weddings/7/timeline")),  # over the limit of 4
         status_of(await get(app, "/nowhere")),
