@@ -1,7 +1,8 @@
 """Per-request overhead of monitoring middlewares, in-process (direct ASGI calls, no
 HTTP server), on a FastAPI app with three routes and varying path IDs.
 
-Variants, interleaved in shuffled order every round: the bare app, ours,
+Variants, interleaved in shuffled order every round: the bare app, ours (the classifier
+and monitoring),
 prometheus-fastapi-instrumentator, starlette-exporter and OpenTelemetry's ASGI
 middleware (SDK with in-memory exporters, send/receive spans off). Reports the median
 µs per request of each and the µs each adds over bare. Run: `make bench-middleware`.
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import machine, versions, write_result
 from wedsync_perf.monitoring import MonitoringMiddleware, Recorder
+from wedsync_perf.pipeline import ClassifierMiddleware, RouteTable
 from wedsync_perf.testing import call_asgi
 
 REQUESTS = 4000
@@ -55,8 +57,10 @@ def bare() -> Any:
 
 
 def ours() -> Any:
+    """Monitoring as the pipeline runs it: behind the classifier's one route match."""
     app = base_app()
     app.add_middleware(MonitoringMiddleware, recorder=Recorder())
+    app.add_middleware(ClassifierMiddleware, table=RouteTable.compile(app.routes))
     return app
 
 
