@@ -2,9 +2,8 @@
 HTTP server), on a FastAPI app with three routes and varying path IDs.
 
 Variants, interleaved in shuffled order every round: the bare app, ours (the classifier
-and monitoring),
-prometheus-fastapi-instrumentator, starlette-exporter and OpenTelemetry's ASGI
-middleware (SDK with in-memory exporters, send/receive spans off). Reports the median
+and monitoring), prometheus-fastapi-instrumentator, starlette-exporter and OpenTelemetry's
+ASGI middleware (SDK with in-memory exporters, send/receive spans off). Reports the median
 µs per request of each and the µs each adds over bare. Run: `make bench-middleware`.
 """
 
