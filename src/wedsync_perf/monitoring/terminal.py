@@ -30,7 +30,8 @@ def _target(priority: str, stats: dict[str, Any]) -> float:
 
 def render_stats(stats: dict[str, Any], title: str = "WedSync API (server-side)") -> Table:
     """Per route: class, req/s, peak, p50/p95/p99 (ms, red above its target), share of
-    requests under target, 5xx, cache hit ratio; per-class totals underneath."""
+    requests under target, 5xx, response-cache hit ratio; per-class totals underneath, and
+    the query cache's hit ratio when the app reports one."""
     regime = str(stats.get("regime", "?")).replace("_", " ")
     table = Table(
         title=f"{title} · last {stats.get('span_s', 0):.0f} s · {stats.get('scope', '?')} · {regime}",
@@ -74,5 +75,9 @@ def render_stats(stats: dict[str, Any], title: str = "WedSync API (server-side)"
                 Text(str(cls["errors"]), style="red" if cls["errors"] else ""),
                 "",
             )
-    table.caption = f"in flight: {stats.get('in_flight', 0)}"
+    caption = f"in flight: {stats.get('in_flight', 0)}"
+    queries = stats.get("query_cache") or {}
+    if queries.get("hit_ratio") is not None:  # the app reports its query cache
+        caption += f" · query cache: {queries['hit_ratio']:.0%} of {queries['hits'] + queries['misses']:,} reads"
+    table.caption = caption
     return table
