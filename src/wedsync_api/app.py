@@ -29,6 +29,7 @@ from wedsync_perf.database import LanedPool, PoolTimeout
 from wedsync_perf.database.metrics import PoolCollector
 from wedsync_perf.database.queries import QueryTracker
 from wedsync_perf.database.replicas import ReplicaRouter, WritePositions
+from wedsync_perf.keys import RedisKeys
 from wedsync_perf.monitoring import MonitoringMiddleware
 from wedsync_perf.monitoring.alerts import ThresholdRule, windowed_ratio
 from wedsync_perf.monitoring.monitor import Monitor
@@ -63,6 +64,7 @@ def create_app(
     settings = settings or load_api_settings()
     perf = perf or load_settings(PerfSettings)
     redis = redis_asyncio.Redis.from_url(settings.redis_url) if settings.redis_url else None
+    keys = RedisKeys(perf.redis_prefix)
     monitor = Monitor(perf, redis=redis)
     cache = build_cache(perf, redis=redis)
     monitor.registry.register(CacheCollector(cache))
@@ -79,7 +81,7 @@ def create_app(
                 f"replica-{i}": await _laned(url, settings)
                 for i, url in enumerate(settings.replicas, 1)
             },
-            WritePositions(redis, prefix=perf.redis_prefix) if settings.replicas else None,
+            WritePositions(redis, keys=keys) if settings.replicas else None,
             max_lag_s=settings.replica_max_lag_ms / 1000,
         )
         await router.start()
@@ -100,7 +102,9 @@ def create_app(
         _add_alert_rules(monitor, pool, router, cache)
         app.state.redis = redis
         app.state.authenticator = Authenticator(pool, settings.auth_cache_seconds)
-        app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url, redis)
+        app.state.rate_limiter = RateLimiter(
+            settings.rate_limit, settings.redis_url, redis, keys=keys
+        )
         monitor.start()
         admission_control = getattr(app.state, "admission", None)
         if admission_control is not None:

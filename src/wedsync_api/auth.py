@@ -22,6 +22,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 from wedsync_perf.database import LanedPool
+from wedsync_perf.keys import RedisKeys
 
 __all__ = ["Authenticator", "RateLimiter", "Tenant", "authenticate", "hash_key", "require_tenant"]
 
@@ -72,15 +73,18 @@ class RateLimiter:
     """Moving-window limit per API key, in Redis when configured (shared by every
     instance), else in process memory."""
 
-    def __init__(self, limit: str, redis_url: str | None, redis: Any = None) -> None:
+    def __init__(
+        self, limit: str, redis_url: str | None, redis: Any = None, *, keys: RedisKeys | None = None
+    ) -> None:
         """`redis`: the app's client, whose pool the limiter then shares (and whose
-        closing closes the limiter's connections too)."""
+        closing closes the limiter's connections too); `keys`: whose prefix its keys get."""
         self.item: RateLimitItem = parse(limit)
         uri = _limits_uri(redis_url)
         # limits' async Redis storage defaults to coredis; we ship redis-py.
         options: dict[str, Any] = {}
         if uri.startswith("async+redis"):
             options["implementation"] = "redispy"
+            options["key_prefix"] = (keys or RedisKeys()).rate_limit_prefix()
             if redis is not None:
                 options["connection_pool"] = redis.connection_pool
         storage = storage_from_string(uri, **options)

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from wedsync_perf.background import BackgroundLoop
+from wedsync_perf.keys import RedisKeys
 
 __all__ = ["InvalidationBus", "LocalTier"]
 
@@ -107,10 +108,10 @@ class LocalTier:
 class InvalidationBus:
     """Redis pub/sub carrying "these keys / tags changed" between processes."""
 
-    def __init__(self, redis: Any, local: LocalTier, channel: str = "wsc:invalidate") -> None:
+    def __init__(self, redis: Any, local: LocalTier, keys: RedisKeys) -> None:
         self.redis = redis
         self.local = local
-        self.channel = channel
+        self.channel = keys.invalidation_channel()
         self.instance = uuid.uuid4().hex[:12]
         self._loop = BackgroundLoop(self._listen, "wedsync-perf-cache-bus")
         self.connected = asyncio.Event()
