@@ -40,6 +40,7 @@ from wedsync_perf.caching import (
     LocalTier,
     RedisBackend,
 )
+from wedsync_perf.keys import RedisKeys
 from wedsync_perf.testing import RedisProcess, free_port
 
 SECRET = b"bench-secret-0123456789"
@@ -64,8 +65,8 @@ async def ours(
     client = redis_asyncio.Redis.from_url(url)
     ns = ns or "b" + uuid.uuid4().hex[:8]
     tier = LocalTier() if local else None
-    bus = InvalidationBus(client, tier, f"{ns}:bus") if tier is not None else None
-    cache = Cache(RedisBackend(client), secret=SECRET, namespace=ns, local=tier, bus=bus)
+    bus = InvalidationBus(client, tier, RedisKeys(ns)) if tier is not None else None
+    cache = Cache(RedisBackend(client), secret=SECRET, keys=RedisKeys(ns), local=tier, bus=bus)
     await cache.start()
     if bus is not None:
         await asyncio.wait_for(bus.connected.wait(), 5)
@@ -149,7 +150,7 @@ async def stampede(url: str) -> dict[str, int]:
         return loader
 
     client = redis_asyncio.Redis.from_url(url)
-    cache = Cache(RedisBackend(client), secret=SECRET, namespace="s" + uuid.uuid4().hex[:8])
+    cache = Cache(RedisBackend(client), secret=SECRET, keys=RedisKeys("s" + uuid.uuid4().hex[:8]))
     ours_loader = loader_for("wedsync_perf")
     ours_outcomes = await asyncio.gather(
         *(cache.get_or_set("cold", ours_loader, tenant=1) for _ in range(200)),
@@ -194,7 +195,7 @@ async def stampede(url: str) -> dict[str, int]:
 async def tag_invalidation(url: str) -> tuple[dict[str, float], int]:
     client = redis_asyncio.Redis.from_url(url)
     cache = Cache(
-        RedisBackend(client), secret=SECRET, namespace="g" + uuid.uuid4().hex[:8], timeout_s=5
+        RedisBackend(client), secret=SECRET, keys=RedisKeys("g" + uuid.uuid4().hex[:8]), timeout_s=5
     )
     timings: dict[str, float] = {}
     stale = 0
@@ -280,7 +281,7 @@ async def main() -> None:
             print(f"round {round_no + 1}/{ROUNDS} done")
         stampede_calls = await stampede(url)
         tag_ms, stale_after = await tag_invalidation(url)
-        shared_ns = "w" + uuid.uuid4().hex[:8]  # both instances share one namespace
+        shared_ns = "w" + uuid.uuid4().hex[:8]  # both instances share one prefix
         two_writer = {
             "wedsync_perf": await two_writers(lambda: ours(url, local=True, ns=shared_ns)),
             "cashews_client_side": await two_writers(lambda: cashews_cache(url, client_side=True)),

@@ -33,6 +33,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import machine, versions, write_result
+from wedsync_perf.keys import RedisKeys
 from wedsync_perf.monitoring.fleet import FleetPublisher, FleetStore
 from wedsync_perf.monitoring.recorder import Recorder
 from wedsync_perf.monitoring.sketch import LatencySketch
@@ -42,6 +43,7 @@ from wedsync_perf.testing import redis_server_url
 WORKERS = 4
 PER_WORKER = 50_000
 RESTARTS = (10, 100, 1000)
+KEYS = RedisKeys()
 ROUTE = "/weddings/{wedding_id}/timeline"
 
 
@@ -61,7 +63,9 @@ def worker_main(worker: int, redis_url: str, fleet: str, at: float) -> None:
         recorder = Recorder(clock=lambda: at)
         for value in latencies(worker):
             recorder.record(ROUTE, "GET", 200, "critical", value)
-        store = FleetStore(client, edges=recorder.edges, window_s=10, retention_s=3600, fleet=fleet)
+        store = FleetStore(
+            client, edges=recorder.edges, window_s=10, retention_s=3600, keys=KEYS, fleet=fleet
+        )
         await FleetPublisher(recorder, store).flush()
         await client.aclose()
 
@@ -83,7 +87,9 @@ async def fleet_accuracy(redis_url: str) -> dict[str, float]:
             raise RuntimeError(f"worker exited with {p.exitcode}")
     client = redis_asyncio.Redis.from_url(redis_url)
     recorder = Recorder()
-    store = FleetStore(client, edges=recorder.edges, window_s=10, retention_s=3600, fleet=fleet)
+    store = FleetStore(
+        client, edges=recorder.edges, window_s=10, retention_s=3600, keys=KEYS, fleet=fleet
+    )
     windows = await store.read(at - 10, at)
     await client.aclose()
     merged = next(iter(windows[0].series.values()))
@@ -113,12 +119,20 @@ async def ours_after_restarts(redis_url: str, restarts: int) -> tuple[float, flo
         for route in range(5):
             for _ in range(20):
                 recorder.record(f"/r{route}", "GET", 200, "standard", rng.uniform(0.001, 0.2))
-        store = FleetStore(client, edges=recorder.edges, window_s=10, retention_s=3600, fleet=fleet)
+        store = FleetStore(
+            client, edges=recorder.edges, window_s=10, retention_s=3600, keys=KEYS, fleet=fleet
+        )
         await FleetPublisher(recorder, store).flush()
     # A reader that considers the window settled already (as it is 40 s later): its
     # first read compacts the dead workers' fields, every later read finds one per series.
     reader = FleetStore(
-        client, edges=Recorder().edges, window_s=10, retention_s=3600, fleet=fleet, settle_s=-60
+        client,
+        edges=Recorder().edges,
+        window_s=10,
+        retention_s=3600,
+        keys=KEYS,
+        fleet=fleet,
+        settle_s=-60,
     )
     started = time.perf_counter()
     await reader.read(at - 60, at)

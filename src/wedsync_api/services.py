@@ -38,6 +38,7 @@ from wedsync_perf.database.metrics import PoolCollector
 from wedsync_perf.database.queries import QueryTracker
 from wedsync_perf.database.replicas import ReplicaRouter, WritePositions
 from wedsync_perf.errors import WedsyncPerfError
+from wedsync_perf.keys import RedisKeys
 from wedsync_perf.monitoring.alerts import ThresholdRule, windowed_ratio
 from wedsync_perf.monitoring.monitor import Monitor
 from wedsync_perf.pipeline import ApiKeyAuthenticator, RateLimiter, RouteTable
@@ -75,6 +76,7 @@ class Services:
         self.redis: redis_asyncio.Redis | None = (
             redis_asyncio.Redis.from_url(settings.redis_url) if settings.redis_url else None
         )
+        self.keys = RedisKeys(perf.redis_prefix)  # every Redis key and channel
         self.monitor = Monitor(perf, redis=self.redis)
         self.cache = cache if cache is not None else build_cache(perf, redis=self.redis)
         self.monitor.registry.register(CacheCollector(self.cache))
@@ -85,7 +87,9 @@ class Services:
         self.queries = QueryTracker()  # per-route statements, N+1
         self.monitor.add_section("queries", self.queries.report)
         self.monitor.add_section("query_cache", self._query_cache_figures)
-        self.limiter = RateLimiter(settings.rate_limit, settings.redis_url, self.redis)
+        self.limiter = RateLimiter(
+            settings.rate_limit, settings.redis_url, self.redis, keys=self.keys
+        )
         self.authenticator = ApiKeyAuthenticator(
             self._lookup_key, ttl_s=settings.auth_cache_seconds
         )
@@ -137,7 +141,7 @@ class Services:
         for i, url in enumerate(settings.replicas, 1):
             replicas[f"replica-{i}"] = replica = await self._laned(url)
             stack.push_async_callback(replica.close)
-        positions = WritePositions(self.redis, prefix=self.perf.redis_prefix) if replicas else None
+        positions = WritePositions(self.redis, keys=self.keys) if replicas else None
         self._router = router = ReplicaRouter(
             pool, replicas, positions, max_lag_s=settings.replica_max_lag_ms / 1000
         )

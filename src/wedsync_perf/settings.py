@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wedsync_perf.errors import ConfigError
+from wedsync_perf.keys import PREFIX_PATTERN
 
 __all__ = ["PerfSettings", "env_var_for", "load_settings"]
 
@@ -87,7 +88,7 @@ class PerfSettings(BaseSettings):
     )
     cache_timeout_ms: float = Field(100.0, gt=0, le=5000, description="Per Redis call (ms).")
     redis_prefix: str = Field(
-        "wsp", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="Redis key prefix."
+        "wsp", pattern=PREFIX_PATTERN, description="Prefix of every Redis key and channel."
     )
     fleet: str = Field(
         "default", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Fleet name (one per deployment)."

@@ -8,6 +8,7 @@ they did not create.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ __all__ = [
     "http_handler",
     "http_upstream",
     "postgres_server_url",
+    "recorded_redis_commands",
     "redis_server_url",
     "synthetic_window",
     "temporary_database",
@@ -169,6 +171,62 @@ class RedisProcess:
             self._process.terminate()
             self._process.wait(10)
             self._process = None
+
+
+_MONITOR_LINE = re.compile(rb"^\+\d+\.\d+ \[\d+ [^\]]*\] (.*)$")
+_MONITOR_ARG = re.compile(rb'"((?:[^"\\]|\\.)*)"')
+_ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"a": b"\a", b"b": b"\b"}
+
+
+def _unescape(arg: bytes) -> bytes:
+    """One MONITOR argument as the client sent it (Redis quotes with sdscatrepr)."""
+    return re.sub(
+        rb"\\(x[0-9a-fA-F]{2}|.)",
+        lambda m: bytes.fromhex(m[1][1:].decode()) if len(m[1]) == 3 else _ESCAPES.get(m[1], m[1]),
+        arg,
+    )
+
+
+@asynccontextmanager
+async def recorded_redis_commands(port: int) -> AsyncIterator[list[list[bytes]]]:
+    """Every command the Redis on 127.0.0.1:`port` runs while the block runs, scripts'
+    own calls included, each as its arguments (MONITOR). On exit the list is complete:
+    a marker is sent and read back. For tests that must see every key a workload
+    touches — on a private server: MONITOR slows every client of it."""
+    import asyncio
+
+    commands: list[list[bytes]] = []
+    # A fleet flush is one long line: allow lines far beyond the 64 KiB default.
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 26)
+    writer.write(b"MONITOR\r\n")
+    if await reader.readline() != b"+OK\r\n":
+        raise RuntimeError(f"MONITOR refused on port {port}")
+    marker = f"end-of-recording-{uuid.uuid4().hex}".encode()
+
+    async def collect() -> None:
+        while True:
+            line = await reader.readline()
+            found = _MONITOR_LINE.match(line.rstrip(b"\r\n"))
+            if not found:
+                raise RuntimeError(f"unexpected MONITOR line: {line[:200]!r}")
+            args = [_unescape(a) for a in _MONITOR_ARG.findall(found[1])]
+            if args[1:] == [marker] and args[0].upper() == b"ECHO":
+                return
+            commands.append(args)
+
+    task = asyncio.create_task(collect())
+    try:
+        yield commands
+    finally:
+        _, probe = await asyncio.open_connection("127.0.0.1", port)
+        probe.write(b"ECHO " + marker + b"\r\n")
+        await probe.drain()
+        try:
+            await asyncio.wait_for(task, 30)
+        finally:
+            for stream in (probe, writer):
+                stream.close()
+                await stream.wait_closed()
 
 
 def synthetic_window(

@@ -10,6 +10,7 @@ import orjson
 import redis.asyncio as redis_asyncio
 
 from wedsync_perf.caching import Cache, InvalidationBus, LocalTier, RedisBackend
+from wedsync_perf.keys import RedisKeys
 
 
 async def main(redis_url: str, namespace: str) -> None:
@@ -19,9 +20,9 @@ async def main(redis_url: str, namespace: str) -> None:
     cache = Cache(
         RedisBackend(client),
         secret=b"test-secret-0123456789",
-        namespace=namespace,
+        keys=RedisKeys(namespace),
         local=local,
-        bus=InvalidationBus(client, local, f"{namespace}:bus"),
+        bus=InvalidationBus(client, local, RedisKeys(namespace)),
     )
     await cache.start()
     assert cache.bus is not None

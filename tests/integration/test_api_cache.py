@@ -108,10 +108,10 @@ async def test_vendor_contacts_are_sealed_in_redis(
         assert email in response.text
     raw = redis_asyncio.Redis.from_url(redis_url)
     try:
-        values = [await raw.get(k) async for k in raw.scan_iter(match="wsc:*:k:*")]
+        values = [await raw.get(k) async for k in raw.scan_iter(match="wsp:c:*:k:*")]
         assert values
         assert not any(email.encode() in (v or b"") for v in values)
-        names = [k async for k in raw.scan_iter(match="wsc:*")]
+        names = [k async for k in raw.scan_iter(match="wsp:c:*")]
         assert not any(str(wedding).encode() + b":" in k or b"vendors" in k for k in names)
     finally:
         await raw.aclose()

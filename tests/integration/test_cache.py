@@ -26,6 +26,7 @@ from wedsync_perf.caching import (
     MemoryBackend,
     RedisBackend,
 )
+from wedsync_perf.keys import RedisKeys
 from wedsync_perf.testing import RedisProcess, free_port
 
 pytestmark = pytest.mark.integration
@@ -71,9 +72,9 @@ async def backend(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterat
 
 
 def make_cache(backend: object, **kwargs: object) -> Cache:
-    # A fresh namespace per cache keeps tests apart on the shared Redis.
-    namespace = kwargs.pop("namespace", "t" + uuid.uuid4().hex[:10])
-    cache = Cache(backend, secret=SECRET, namespace=namespace, **kwargs)  # type: ignore[arg-type]
+    # A fresh prefix per cache keeps tests apart on the shared Redis.
+    keys = kwargs.pop("keys", None) or RedisKeys("t" + uuid.uuid4().hex[:10])
+    cache = Cache(backend, secret=SECRET, keys=keys, **kwargs)  # type: ignore[arg-type]
     _CACHES.append(cache)
     return cache
 
@@ -154,7 +155,7 @@ async def test_stampede_loads_once(backend: object) -> None:
 async def test_stampede_across_caches_loads_once(redis_url: str) -> None:
     namespace = "t" + uuid.uuid4().hex[:10]
     clients = [redis_asyncio.Redis.from_url(redis_url) for _ in range(3)]
-    caches = [make_cache(RedisBackend(c), namespace=namespace) for c in clients]
+    caches = [make_cache(RedisBackend(c), keys=RedisKeys(namespace)) for c in clients]
     calls = 0
 
     async def loader() -> str:
@@ -196,7 +197,7 @@ async def test_sensitive_values_are_sealed_and_keys_rotate(redis: redis_asyncio.
     old, new = Keyring.generate(), Keyring.generate()
     policy = CachePolicy({"default": DataPolicy(60), "contacts": DataPolicy(60, sensitive=True)})
     writer = make_cache(
-        RedisBackend(redis), keyring=Keyring([old]), policy=policy, namespace=namespace
+        RedisBackend(redis), keyring=Keyring([old]), policy=policy, keys=RedisKeys(namespace)
     )
     contact = {"email": "bride@example.com", "phone": "+44 7700 900123"}
     await writer.set("vendors:5", contact, tenant=3, data_class="contacts")
@@ -206,11 +207,11 @@ async def test_sensitive_values_are_sealed_and_keys_rotate(redis: redis_asyncio.
     keys = [k async for k in redis.scan_iter(match=f"{namespace}:*")]
     assert not any(b"vendors" in k or b"bride" in k for k in keys)  # HMAC'd key names
     rotated = make_cache(
-        RedisBackend(redis), keyring=Keyring([new, old]), policy=policy, namespace=namespace
+        RedisBackend(redis), keyring=Keyring([new, old]), policy=policy, keys=RedisKeys(namespace)
     )
     assert await rotated.get("vendors:5", tenant=3, data_class="contacts") == contact
     retired = make_cache(
-        RedisBackend(redis), keyring=Keyring([new]), policy=policy, namespace=namespace
+        RedisBackend(redis), keyring=Keyring([new]), policy=policy, keys=RedisKeys(namespace)
     )
     assert await retired.get("vendors:5", tenant=3, data_class="contacts") is None
     assert retired.stats.of("contacts").corrupt == 1
@@ -289,7 +290,6 @@ async def test_early_refresh_happens_before_expiry(backend: object) -> None:
 
 async def test_local_tier_with_bus_stays_coherent_between_two_caches(redis_url: str) -> None:
     namespace = "t" + uuid.uuid4().hex[:10]
-    channel = f"{namespace}:bus"
     caches, clients = [], []
     for _ in range(2):
         client = redis_asyncio.Redis.from_url(redis_url)
@@ -298,8 +298,8 @@ async def test_local_tier_with_bus_stays_coherent_between_two_caches(redis_url: 
         cache = make_cache(
             RedisBackend(client),
             local=local,
-            bus=InvalidationBus(client, local, channel),
-            namespace=namespace,
+            bus=InvalidationBus(client, local, RedisKeys(namespace)),
+            keys=RedisKeys(namespace),
         )
         await cache.start()
         await asyncio.wait_for(cache.bus.connected.wait(), 5)  # type: ignore[union-attr]
@@ -417,8 +417,8 @@ async def test_two_processes_stay_coherent_across_writes_and_a_dropped_connectio
         a = make_cache(
             RedisBackend(client),
             local=local,
-            bus=InvalidationBus(client, local, f"{namespace}:bus"),
-            namespace=namespace,
+            bus=InvalidationBus(client, local, RedisKeys(namespace)),
+            keys=RedisKeys(namespace),
         )
         await a.start()
         await asyncio.wait_for(a.bus.connected.wait(), 5)  # type: ignore[union-attr]

@@ -16,6 +16,7 @@ import pytest
 import redis.asyncio as redis_asyncio
 
 from tests.conftest import key_for
+from wedsync_perf.keys import RedisKeys
 from wedsync_perf.monitoring.fleet import FleetPublisher, FleetStore, hour_of_week_profile
 from wedsync_perf.monitoring.recorder import Recorder
 from wedsync_perf.monitoring.series import SeriesKey
@@ -34,7 +35,12 @@ class Clock:
 
 def _store(redis: redis_asyncio.Redis, recorder: Recorder, fleet: str) -> FleetStore:
     return FleetStore(
-        redis, edges=recorder.edges, window_s=recorder.window_s, retention_s=600, fleet=fleet
+        redis,
+        edges=recorder.edges,
+        window_s=recorder.window_s,
+        retention_s=600,
+        keys=RedisKeys(),
+        fleet=fleet,
     )
 
 
@@ -133,7 +139,7 @@ async def test_multi_worker_uvicorn_reports_one_fleet(seeded_dsn: str, redis_url
                 await _pause(0.25)
         redis = redis_asyncio.Redis.from_url(redis_url)
         try:
-            async for key in redis.scan_iter(match=f"wsp:{{{env['WEDSYNC_PERF_FLEET']}}}:w:*"):
+            async for key in redis.scan_iter(match=f"wsp:f:{{{env['WEDSYNC_PERF_FLEET']}}}:w:*"):
                 for field in await redis.hkeys(key):
                     instances.add(field.split(b"\x1f")[0].decode())
         finally:

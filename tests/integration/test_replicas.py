@@ -13,6 +13,7 @@ import redis.asyncio as redis_asyncio
 
 from wedsync_perf.database import LanedPool
 from wedsync_perf.database.replicas import ReplicaRouter, WritePositions
+from wedsync_perf.keys import RedisKeys
 from wedsync_perf.testing import free_port
 from wedsync_perf.testing_replication import StreamingPair, streaming_pair
 
@@ -77,7 +78,7 @@ async def router(
     await wait_for_replay(pair.replica_url, pair.primary_url)
     redis = redis_asyncio.Redis.from_url(redis_url)
     clock = FakeClock()
-    positions = WritePositions(redis, prefix=f"test-{uuid.uuid4().hex[:8]}:", ttl_s=60)
+    positions = WritePositions(redis, keys=RedisKeys(f"test-{uuid.uuid4().hex[:8]}"), ttl_s=60)
     routing = ReplicaRouter(
         await laned(pair.primary_url),
         {"replica-1": await laned(pair.replica_url)},
@@ -156,7 +157,9 @@ async def test_a_dead_replica_or_redis_sends_reads_to_the_primary(
     dead = await laned(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres")
     redis = redis_asyncio.Redis.from_url(redis_url)
     routing = ReplicaRouter(
-        await laned(pair.primary_url), {"gone": dead}, WritePositions(redis, prefix="test-dead:")
+        await laned(pair.primary_url),
+        {"gone": dead},
+        WritePositions(redis, keys=RedisKeys("test-dead")),
     )
     await routing.refresh()
     assert not routing.replicas[0].healthy
@@ -171,7 +174,7 @@ async def test_a_dead_replica_or_redis_sends_reads_to_the_primary(
     routing = ReplicaRouter(
         await laned(pair.primary_url),
         {"replica-1": await laned(pair.replica_url)},
-        WritePositions(unreachable),
+        WritePositions(unreachable, keys=RedisKeys()),
     )
     await routing.refresh()
     assert routing.replicas[0].healthy
@@ -195,7 +198,7 @@ def test_settings_that_could_break_read_your_writes_are_refused() -> None:
         ReplicaRouter(
             object(),  # type: ignore[arg-type]
             {},
-            WritePositions(Dummy(), ttl_s=5),
+            WritePositions(Dummy(), keys=RedisKeys(), ttl_s=5),
             max_lag_s=5,
         )
     with pytest.raises(ValueError, match="WritePositions"):

@@ -21,6 +21,7 @@ from wedsync_perf.caching.crypto import KeyNamer, Keyring, SealError
 from wedsync_perf.caching.local import InvalidationBus, LocalTier
 from wedsync_perf.caching.policy import DEFAULT_POLICIES, CachePolicy, DataPolicy
 from wedsync_perf.errors import ConfigError
+from wedsync_perf.keys import RedisKeys
 from wedsync_perf.settings import PerfSettings
 
 __all__ = [
@@ -75,14 +76,18 @@ def build_cache(
     secret = (secret_value or secrets.token_hex(16)).encode()
     keyring = parse_keyring(settings.cache_keys.get_secret_value()) if settings.cache_keys else None
     local = LocalTier(max_entries=settings.cache_local_entries)
+    keys = RedisKeys(settings.redis_prefix)
     if redis is None:
-        return Cache(MemoryBackend(), secret=secret, keyring=keyring, policy=policy, local=local)
+        return Cache(
+            MemoryBackend(), secret=secret, keyring=keyring, policy=policy, local=local, keys=keys
+        )
     return Cache(
         RedisBackend(redis),
         secret=secret,
         keyring=keyring,
         policy=policy,
         local=local,
-        bus=InvalidationBus(redis, local),
+        bus=InvalidationBus(redis, local, keys),
         timeout_s=settings.cache_timeout_ms / 1000,
+        keys=keys,
     )

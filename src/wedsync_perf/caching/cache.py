@@ -35,6 +35,7 @@ from wedsync_perf.caching.envelope import SEALED, parse, render
 from wedsync_perf.caching.local import InvalidationBus, LocalTier
 from wedsync_perf.caching.policy import CachePolicy, DataPolicy
 from wedsync_perf.errors import BackendUnavailable, InvalidValue
+from wedsync_perf.keys import RedisKeys
 
 __all__ = ["Cache", "CacheStats"]
 
@@ -90,13 +91,14 @@ class Cache:
         timeout_s: float = 0.1,
         breaker: CircuitBreaker | None = None,
         lock_ttl_s: float = 5.0,
-        namespace: str = "wsc",
+        keys: RedisKeys | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`secret` keys the HMAC of key names (≥ 16 bytes). Without a `keyring`,
-        data classes marked sensitive are never stored (always loaded)."""
+        data classes marked sensitive are never stored (always loaded). `keys` lays out
+        the names (default prefix without one; `build_cache` passes the settings')."""
         self.backend = backend
-        self.names = KeyNamer(secret, namespace)
+        self.names = KeyNamer(secret, keys or RedisKeys())
         self.keyring = keyring
         self.policy = policy or CachePolicy()
         self.local = local

@@ -1,9 +1,10 @@
 """Key names without personal data, and sealed values for sensitive data classes.
 
-- `KeyNamer`: every cache key is `{namespace}:{tenant}` + HMAC-SHA256(secret, logical
-  key), so Redis never holds an email, a name or an ID in a key name, and tenants'
-  keys cannot collide. The tenant part is a Redis Cluster hash tag: all keys of one
-  tenant live in one slot, which the tag scripts rely on.
+- `KeyNamer`: every cache key names its tenant and logical key by HMAC-SHA256(secret,
+  …) only, so Redis never holds an email, a name or an ID in a key name, and tenants'
+  keys cannot collide. `RedisKeys` lays the names out: the tenant digest is a Redis
+  Cluster hash tag, so all keys of one tenant live in one slot, which the tag scripts
+  rely on.
 - `Keyring`: AES-256-GCM with key rotation. The first key encrypts; every key decrypts
   (a one-byte key id leads the ciphertext), so keys rotate without a cache flush. The
   cache key name is bound in as associated data: a ciphertext moved under another key
@@ -22,6 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from wedsync_perf.errors import InvalidValue, SealError
+from wedsync_perf.keys import RedisKeys
 
 __all__ = ["KeyNamer", "Keyring", "SealError"]
 
@@ -29,13 +31,11 @@ _NONCE = 12
 
 
 class KeyNamer:
-    def __init__(self, secret: bytes, namespace: str = "wsc") -> None:
+    def __init__(self, secret: bytes, keys: RedisKeys) -> None:
         if len(secret) < 16:
             raise InvalidValue("len(secret)", len(secret), "at least 16 bytes")
-        if not namespace.replace("_", "").replace("-", "").isalnum():
-            raise InvalidValue("namespace", namespace, "letters, digits, '-' and '_'")
         self._secret = secret
-        self.namespace = namespace
+        self.keys = keys
         # Names are pure functions of (tenant, key): memoise the HMACs, bounded.
         self._entries: dict[tuple[str | int | None, str], str] = {}
         self._max_memo = 100_000
@@ -44,26 +44,28 @@ class KeyNamer:
         mac = hmac.new(self._secret, text.encode(), hashlib.sha256).digest()[:16]
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
+    def _tenant(self, tenant: str | int | None) -> str:
+        return "shared" if tenant is None else self._digest(f"tenant:{tenant}")[:12]
+
     def scope(self, tenant: str | int | None) -> str:
-        """`{ns}:{t…}` — the hash-tagged prefix shared by a tenant's keys and tags."""
-        who = "shared" if tenant is None else self._digest(f"tenant:{tenant}")[:12]
-        return f"{self.namespace}:{{{who}}}"
+        """The hash-tagged prefix shared by a tenant's keys and tags."""
+        return self.keys.cache_scope(self._tenant(tenant))
 
     def entry(self, tenant: str | int | None, key: str) -> str:
         memo = self._entries.get((tenant, key))
         if memo is not None:
             return memo
-        name = f"{self.scope(tenant)}:k:{self._digest(key)}"
+        name = self.keys.cache_entry(self._tenant(tenant), self._digest(key))
         if len(self._entries) >= self._max_memo:
             self._entries.clear()
         self._entries[(tenant, key)] = name
         return name
 
     def tag(self, tenant: str | int | None, tag: str) -> str:
-        return f"{self.scope(tenant)}:t:{self._digest('tag:' + tag)}"
+        return self.keys.cache_tag(self._tenant(tenant), self._digest("tag:" + tag))
 
     def lock(self, entry_key: str) -> str:
-        return entry_key + ":lock"
+        return self.keys.cache_lock(entry_key)
 
 
 class Keyring:

@@ -32,6 +32,7 @@ import orjson
 from wedsync_perf.background import BackgroundLoop
 from wedsync_perf.caching.redis_errors import unavailable
 from wedsync_perf.errors import BackendUnavailable
+from wedsync_perf.keys import RedisKeys
 
 __all__ = ["InvalidationBus", "LocalTier"]
 
@@ -109,10 +110,10 @@ class LocalTier:
 class InvalidationBus:
     """Redis pub/sub carrying "these keys / tags changed" between processes."""
 
-    def __init__(self, redis: Any, local: LocalTier, channel: str = "wsc:invalidate") -> None:
+    def __init__(self, redis: Any, local: LocalTier, keys: RedisKeys) -> None:
         self.redis = redis
         self.local = local
-        self.channel = channel
+        self.channel = keys.invalidation_channel()
         self.instance = uuid.uuid4().hex[:12]
         self._loop = BackgroundLoop(self._listen, "wedsync-perf-cache-bus")
         self.connected = asyncio.Event()

@@ -36,6 +36,7 @@ from asyncpg.pool import PoolConnectionProxy
 from wedsync_perf.background import BackgroundLoop
 from wedsync_perf.database.pool import LanedPool
 from wedsync_perf.errors import InvalidValue
+from wedsync_perf.keys import RedisKeys
 from wedsync_perf.priorities import PriorityClass
 
 __all__ = ["ReplicaRouter", "ReplicaState", "WritePositions"]
@@ -68,9 +69,9 @@ class WritePositions:
     `ReplicaRouter` checks against its `max_lag_s`.
     """
 
-    def __init__(self, redis: Any, *, prefix: str = "wsp:", ttl_s: int = 86_400) -> None:
+    def __init__(self, redis: Any, *, keys: RedisKeys, ttl_s: int = 86_400) -> None:
         self.redis = redis
-        self.prefix = f"{prefix}lsn:"
+        self.keys = keys
         self.ttl_s = ttl_s
         self.cluster: str | None = None  # the primary's, read by ReplicaRouter.refresh()
         self._keep_max = redis.register_script(_KEEP_MAX)
@@ -78,7 +79,7 @@ class WritePositions:
     def _key(self, tenant: int) -> str:
         if self.cluster is None:
             raise RuntimeError("the primary's system identifier is not known yet")
-        return f"{self.prefix}{self.cluster}:{tenant}"
+        return self.keys.write_position(self.cluster, tenant)
 
     async def record(self, tenant: int, lsn: int) -> None:
         await self._keep_max(keys=[self._key(tenant)], args=[f"{lsn:016x}", self.ttl_s])

@@ -105,7 +105,7 @@ class AlertEvaluator:
         """Hold (or take) the notification lease; True when this process holds it."""
         if self.store is None:
             return True
-        key = self.store.key("alerts:leader")
+        key = self.store.lease_key()
         ttl_ms = int(self.recorder.window_s * 3000)
         redis = self.store.redis
         try:

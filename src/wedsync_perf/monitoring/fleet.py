@@ -1,15 +1,16 @@
 """The fleet view: every process's windows in Redis, merged on read.
 
 Each process publishes its windows every few seconds in one pipeline: a Redis hash per
-aligned window (`{prefix}:{{fleet}}:w:{start}`), one field per (instance, series), value
-the series' compact bytes. Rewriting a field is idempotent, so the current, still
-growing window is simply published again on the next flush. Keys expire after the
-retention. All keys share the `{fleet}` hash tag, so the layout works on Redis Cluster.
+aligned window (`RedisKeys.fleet_window`), one field per (instance, series), value the
+series' compact bytes. Rewriting a field is idempotent, so the current, still growing
+window is simply published again on the next flush. Keys expire after the retention.
+All keys of a fleet share its hash tag, so on Redis Cluster a flush or a read is one
+pipeline to one node.
 Merging is exact (sketches add bin by bin): the fleet p99 is the p99 of every request of
 every worker, within the sketch's 1 %.
 
 Closed windows also feed a per-day hash of request counts per UTC hour and priority
-class (`…:hourly:{yyyymmdd}`, kept 400 days): the hour-of-week profile capacity
+class (`RedisKeys.fleet_hourly`, kept 400 days): the hour-of-week profile capacity
 planning reads.
 """
 
@@ -27,6 +28,7 @@ from typing import Any, Protocol
 
 from wedsync_perf.background import BackgroundLoop
 from wedsync_perf.errors import InvalidValue
+from wedsync_perf.keys import RedisKeys
 from wedsync_perf.monitoring.recorder import Recorder, Window
 from wedsync_perf.monitoring.series import SeriesKey, SeriesStats
 
@@ -60,7 +62,7 @@ class FleetStore:
         edges: Sequence[float],
         window_s: float,
         retention_s: float,
-        prefix: str = "wsp",
+        keys: RedisKeys,
         fleet: str = "default",
         instance_id: str | None = None,
         settle_s: float = 30.0,
@@ -70,18 +72,19 @@ class FleetStore:
         self.edges = tuple(edges)
         self.window_s = window_s
         self.retention_s = retention_s
-        self._base = f"{prefix}:{{{fleet}}}"
+        self.keys = keys
+        self.fleet = fleet
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
 
-    def key(self, name: str) -> str:
-        """A Redis key of this fleet (same hash tag as its windows)."""
-        return f"{self._base}:{name}"
-
     def window_key(self, start: float) -> str:
-        return f"{self._base}:w:{int(start)}"
+        return self.keys.fleet_window(self.fleet, start)
 
     def hourly_key(self, day: str) -> str:
-        return f"{self._base}:hourly:{day}"
+        return self.keys.fleet_hourly(self.fleet, day)
+
+    def lease_key(self) -> str:
+        """The alert lease of this fleet (see `AlertEvaluator`)."""
+        return self.keys.alert_lease(self.fleet)
 
     async def publish(self, windows: Sequence[Window], closed: Sequence[Window] = ()) -> int:
         """Write `windows` (overwriting this instance's fields) in one pipeline, and add

@@ -20,6 +20,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from wedsync_perf.calendar import Regime, WeddingCalendar
+from wedsync_perf.keys import RedisKeys
 from wedsync_perf.monitoring.alerts import ThresholdRule
 from wedsync_perf.monitoring.delivery import AlertmanagerSink, LogSink, Notifier, Sink, WebhookSink
 from wedsync_perf.monitoring.endpoints import ASGIApp, BearerGuard, metrics_app, stats_app
@@ -78,7 +79,7 @@ class Monitor:
                 edges=self.recorder.edges,
                 window_s=settings.window_s,
                 retention_s=settings.retention_s,
-                prefix=settings.redis_prefix,
+                keys=RedisKeys(settings.redis_prefix),
                 fleet=settings.fleet,
             )
             self.publisher = FleetPublisher(self.recorder, self.store, settings.flush_interval_s)

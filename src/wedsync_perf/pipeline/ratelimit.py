@@ -14,6 +14,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 from wedsync_perf.errors import ConfigError
+from wedsync_perf.keys import RedisKeys
 
 __all__ = ["RateLimiter"]
 
@@ -21,10 +22,18 @@ _NAMESPACE = "api-key"
 
 
 class RateLimiter:
-    def __init__(self, limit: str, redis_url: str | None = None, redis: Any = None) -> None:
+    def __init__(
+        self,
+        limit: str,
+        redis_url: str | None = None,
+        redis: Any = None,
+        *,
+        keys: RedisKeys | None = None,
+    ) -> None:
         """`limit` in `limits` notation (`1200/minute`). `redis`: a redis-py asyncio
         client whose connection pool the limiter then shares (closing the client closes
-        the limiter's connections too). Raises `ConfigError` for a malformed limit."""
+        the limiter's connections too). `keys`: whose prefix the limiter's keys get.
+        Raises `ConfigError` for a malformed limit."""
         try:
             self.item: RateLimitItem = parse(limit)
         except ValueError:
@@ -33,6 +42,7 @@ class RateLimiter:
         options: dict[str, Any] = {}
         if uri.startswith("async+redis"):
             options["implementation"] = "redispy"  # limits defaults to coredis
+            options["key_prefix"] = (keys or RedisKeys()).rate_limit_prefix()
             if redis is not None:
                 options["connection_pool"] = redis.connection_pool
         storage = storage_from_string(uri, **options)
