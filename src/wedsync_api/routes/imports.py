@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from wedsync_api.caching import invalidate
 from wedsync_api.deps import Conn, CurrentTenant, not_found
-from wedsync_api.importer import COLUMNS, ImportFormatError, parse_suppliers
+from wedsync_api.importer import COLUMNS, ImportFormatError, TooManyRows, parse_suppliers
 from wedsync_api.models import ImportRejected, ImportResult, RowError
 from wedsync_perf.priorities import PriorityClass, declare
 
@@ -98,7 +98,7 @@ async def import_suppliers(
             )
     except ImportFormatError as exc:
         raise HTTPException(422, str(exc)) from None
-    except OverflowError:
+    except TooManyRows:
         raise HTTPException(
             413, f"import holds more than {settings.import_max_rows} rows"
         ) from None
