@@ -165,3 +165,40 @@ async def test_a_client_hanging_up_mid_body_is_a_499_not_a_server_error(seeded_d
         await app(scope, receive, send)
     assert sent[0]["type"] == "http.response.start"
     assert sent[0]["status"] == 499
+
+
+@pytest.mark.parametrize(
+    ("content", "media", "expected"),
+    [
+        (
+            b'[{"name": "A", "category": ["dj", "SECRET"], "region": "r", "lat": 1, "lon": 2,'
+            b' "price_band": 2}]',
+            "application/json",
+            [(1, "category")],
+        ),
+        (
+            b'[{"name": "A", "category": "dj", "region": "r", "lat": 1, "lon": 2,'
+            b' "price_band": 2, "region": "SECRET"}]',
+            "application/json",
+            [(1, "region")],
+        ),
+    ],
+)
+async def test_malformed_json_rows_are_422_row_problems(
+    client: httpx.AsyncClient, content: bytes, media: str, expected: list[tuple[int, str]]
+) -> None:
+    response = await client.post(
+        "/imports/suppliers", content=content, headers={**KEY, "Content-Type": media}
+    )
+    assert response.status_code == 422, response.text
+    assert [(e["row"], e["field"]) for e in response.json()["errors"]] == expected
+    assert "SECRET" not in response.text
+
+
+async def test_a_repeated_csv_column_is_422_naming_it(client: httpx.AsyncClient) -> None:
+    body = b"name,category,region,lat,lon,price_band,region\nA,dj,r,1,2,2,SECRET\n"
+    response = await client.post(
+        "/imports/suppliers", content=body, headers={**KEY, "Content-Type": "text/csv"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"] == "CSV header repeats columns: region"

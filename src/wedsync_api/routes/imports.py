@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from wedsync_api.deps import Conn, CurrentTenant, ServicesDep, not_found
-from wedsync_api.importer import COLUMNS, ImportFormatError, parse_suppliers
+from wedsync_api.importer import COLUMNS, ImportFormatError, TooManyRows, parse_suppliers
 from wedsync_api.models import ImportRejected, ImportResult, RowError
 from wedsync_perf.priorities import PriorityClass, declare
 
@@ -102,7 +102,7 @@ async def import_suppliers(
             )
     except ImportFormatError as exc:
         raise HTTPException(422, str(exc)) from None
-    except OverflowError:
+    except TooManyRows:
         raise HTTPException(
             413, f"import holds more than {settings.import_max_rows} rows"
         ) from None
