@@ -11,6 +11,7 @@ import redis.exceptions
 
 from wedsync_perf.caching import Cache, InvalidationBus, LocalTier, MemoryBackend, RedisBackend
 from wedsync_perf.errors import BackendUnavailable, WedsyncPerfError
+from wedsync_perf.keys import RedisKeys
 
 DRIVER_ERRORS = [
     redis.exceptions.ConnectionError("Error 111 connecting to 10.0.0.7:6379"),
@@ -63,7 +64,7 @@ async def test_every_backend_method_raises_backend_unavailable(
 
 @pytest.mark.parametrize("error", DRIVER_ERRORS, ids=lambda e: type(e).__name__)
 async def test_the_bus_publish_raises_backend_unavailable(error: Exception) -> None:
-    bus = InvalidationBus(BrokenRedis(error), LocalTier())
+    bus = InvalidationBus(BrokenRedis(error), LocalTier(), RedisKeys())
     with pytest.raises(BackendUnavailable) as caught:
         await bus.publish(keys=["k"])
     assert caught.value.__cause__ is error
