@@ -22,12 +22,13 @@ from wedsync_perf.priorities import PriorityClass
 _api_key_scheme = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
 
-def _services(request: Request) -> Services:
+# Dependencies are `async def`: FastAPI runs a plain `def` one in a worker thread.
+async def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def _tenant(request: Request, _key: str | None = Depends(_api_key_scheme)) -> Tenant:
+async def _tenant(request: Request, _key: str | None = Depends(_api_key_scheme)) -> Tenant:
     tenant: Tenant | None = request.scope.get(TENANT_KEY)
     if tenant is None:  # a route the route table calls public asked for a tenant
         raise RuntimeError("route reached without AccessMiddleware's tenant")

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
@@ -70,3 +72,27 @@ def test_wedding_day_routes_are_critical_and_imports_bulk() -> None:
     openapi = app.openapi()
     timeline = openapi["paths"]["/weddings/{wedding_id}/timeline"]["get"]
     assert timeline[PRIORITY_EXTENSION] == "critical"
+
+
+def test_every_dependency_of_the_api_is_async() -> None:
+    """FastAPI runs a plain `def` dependency in a worker thread: a thread hop on every
+    request (it halved the reference API's write throughput once)."""
+    import inspect
+
+    app = create_app(ApiSettings(database_url="postgresql://unused@127.0.0.1/x"))
+
+    def calls(dependant: Any) -> Iterator[Any]:
+        for sub in dependant.dependencies:
+            yield sub.call
+            yield from calls(sub)
+
+    sync = set()
+    for route in effective_routes(app.routes):
+        original = getattr(route, "original_route", route)
+        if not isinstance(original, APIRoute):
+            continue
+        for call in calls(original.dependant):
+            target = call if inspect.isfunction(call) else getattr(call, "__call__", call)  # noqa: B004
+            if not (inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)):
+                sync.add(getattr(call, "__qualname__", repr(call)))
+    assert sync == set()
