@@ -10,6 +10,7 @@ position are written. Redis itself says which arguments of each command are keys
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -100,7 +101,10 @@ async def _workload(url: str, seeded_dsn: str, db: asyncpg.Connection) -> list[b
         channels = [bytes(c) for c in await services_of(app).redis.pubsub_channels()]
         # The fleet view: windows of 1 s, so one has closed and feeds the hourly profile.
         monitor = services_of(app).monitor
-        await asyncio.sleep(1.1)
+        window_s = monitor.recorder.window_s
+        boundary = (time.time() // window_s + 1) * window_s
+        while time.time() < boundary:  # noqa: ASYNC110 - until this window has closed
+            await asyncio.sleep(0.05)
         assert (await client.get(paths[0], headers=key_for(1))).status_code == 200
         assert await monitor.publisher.flush() > 0
         async with asyncio.timeout(20):  # the evaluator takes the lease every window
