@@ -19,7 +19,13 @@ from wedsync_api.app import create_app
 from wedsync_api.db import migrate
 from wedsync_api.seed import SeedPlan, demo_api_key, seed
 from wedsync_api.settings import ApiSettings
-from wedsync_perf.testing import postgres_server_url, redis_server_url, temporary_database
+from wedsync_perf.testing import (
+    RedisProcess,
+    free_port,
+    postgres_server_url,
+    redis_server_url,
+    temporary_database,
+)
 
 # Every app a test starts (in-process or as a server) names and seals cache entries alike.
 # A fresh secret per session: a shared Redis outlives test runs, and entries a previous
@@ -47,6 +53,15 @@ def redis_url(data_dir: Path) -> Iterator[str]:
     yield url
     if server is not None:
         server.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server of the test's own on a free port, which it may stop and start."""
+    server = RedisProcess(free_port(), tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -126,7 +141,7 @@ async def served_api(env: dict[str, str]) -> AsyncIterator[str]:
     import subprocess
     import sys
 
-    from wedsync_perf.testing import free_port, wait_for_http
+    from wedsync_perf.testing import wait_for_http
 
     port = free_port()
     server = subprocess.Popen(  # noqa: ASYNC220 - a real server for real clients

@@ -4,9 +4,6 @@ once it answers again. On a private redis-server the test stops and starts."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 import redis.asyncio as redis_asyncio
 
@@ -15,7 +12,7 @@ from wedsync_api.app import create_app, services_of
 from wedsync_perf.breaker import CircuitBreaker, ConsecutiveFailures
 from wedsync_perf.keys import RedisKeys
 from wedsync_perf.pipeline import RateLimiter
-from wedsync_perf.testing import RedisProcess, free_port
+from wedsync_perf.testing import RedisProcess
 
 pytestmark = pytest.mark.integration
 
@@ -26,14 +23,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[RedisProcess]:
-    server = RedisProcess(free_port(), tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
 
 
 async def keys_in(url: str) -> list[bytes]:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -25,7 +23,7 @@ from wedsync_api.app import create_app, services_of
 from wedsync_perf.database.replicas import WritePositions
 from wedsync_perf.keys import RedisKeys
 from wedsync_perf.settings import PerfSettings, load_settings
-from wedsync_perf.testing import RedisProcess, free_port, recorded_redis_commands
+from wedsync_perf.testing import RedisProcess, recorded_redis_commands
 
 pytestmark = pytest.mark.integration
 
@@ -43,14 +41,6 @@ _KINDS = {
     "write position": lambda k: k.startswith(b"t9x:lsn:{"),
     "rate limit": lambda k: k.startswith(b"t9x:rl:LIMITER/"),
 }
-
-
-@pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[RedisProcess]:
-    server = RedisProcess(free_port(), tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
 
 
 async def _keys_of(client: redis_asyncio.Redis, commands: list[list[bytes]]) -> list[list[bytes]]:
