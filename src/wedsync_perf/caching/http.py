@@ -40,7 +40,7 @@ from wedsync_perf.caching.cache import Cache
 from wedsync_perf.errors import ConfigError
 from wedsync_perf.monitoring.middleware import mark_cache_hit
 from wedsync_perf.pipeline.access import TENANT_KEY, Tenant
-from wedsync_perf.pipeline.routing import PARAMS_KEY, ROUTE_KEY, CacheRule, ResolvedRoute
+from wedsync_perf.pipeline.routing import ROUTE_KEY, CacheRule, ResolvedRoute, path_params
 
 __all__ = ["HttpCacheMiddleware", "ResponseCache", "etag_of", "matches"]
 
@@ -196,16 +196,14 @@ class ResponseCache:
         body: bytes,
         content_type: bytes = b"application/json",
     ) -> bool:
-        """Store `body` as `GET path`'s answer for `tenant` unless one is cached
-        already; True when stored. For warming: the entry is what a request would
-        have cached."""
+        """Store `body` as `GET path`'s answer for `tenant` (see `has` to skip what is
+        cached already); False when the route caches nothing for these parameters. For
+        warming: the entry is what a request would have cached."""
         rule = route.cache
         tags = None if rule is None else self.tags(rule, params)
         if rule is None or tags is None:
             return False
         key = self.key(path, b"")
-        if await self.lookup(tenant, key, rule) is not None:
-            return False
         raw = [(b"content-length", str(len(body)).encode()), (b"content-type", content_type)]
         headers, etag, _ = self.finished(200, raw, body)
         assert etag is not None  # a 200 always has one
@@ -241,7 +239,7 @@ class HttpCacheMiddleware:
         if rule is None or tenant is None or scope.get("method") not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        tags = self.responses.tags(rule, scope.get(PARAMS_KEY) or {})
+        tags = self.responses.tags(rule, path_params(scope))
         if tags is None:
             await self.app(scope, receive, send)
             return

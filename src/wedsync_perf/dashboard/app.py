@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from wedsync_perf.asgi import ASGIApp, Receive, Scope, Send
 from wedsync_perf.dashboard.data import snapshot
-from wedsync_perf.monitoring.endpoints import ASGIApp, BearerGuard, Receive, Scope, Send
+from wedsync_perf.monitoring.endpoints import BearerGuard
 
 if TYPE_CHECKING:
     from wedsync_perf.monitoring.monitor import Monitor

@@ -47,10 +47,6 @@ class LazyConnection:
         self._stack: AsyncExitStack | None = None
         self._conn: Any = None
 
-    @property
-    def acquired(self) -> bool:
-        return self._conn is not None
-
     async def connection(self) -> Any:
         """The underlying connection, acquired now if not yet."""
         if self._conn is None:

@@ -10,19 +10,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-__all__ = ["BearerGuard", "metrics_app", "stats_app"]
+from wedsync_perf.asgi import ASGIApp, Receive, Scope, Send, respond
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+__all__ = ["BearerGuard", "metrics_app", "stats_app"]
 
 
 async def _respond(
@@ -32,10 +29,9 @@ async def _respond(
     content_type: bytes,
     extra: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    headers += [(b"cache-control", b"no-store"), *(extra or [])]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    """Monitoring answers are never cached by anyone."""
+    await respond(send, status, body, [(b"cache-control", b"no-store"), *(extra or [])],
+                  content_type=content_type)  # fmt: skip
 
 
 class BearerGuard:

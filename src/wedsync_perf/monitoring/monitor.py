@@ -19,11 +19,12 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from wedsync_perf.asgi import ASGIApp
 from wedsync_perf.calendar import Regime, WeddingCalendar
 from wedsync_perf.keys import RedisKeys
 from wedsync_perf.monitoring.alerts import ThresholdRule
 from wedsync_perf.monitoring.delivery import AlertmanagerSink, LogSink, Notifier, Sink, WebhookSink
-from wedsync_perf.monitoring.endpoints import ASGIApp, BearerGuard, metrics_app, stats_app
+from wedsync_perf.monitoring.endpoints import BearerGuard, metrics_app, stats_app
 from wedsync_perf.monitoring.evaluator import AlertEvaluator
 from wedsync_perf.monitoring.fleet import FleetPublisher, FleetStore, RedisLike
 from wedsync_perf.monitoring.prometheus import RecorderCollector
