@@ -44,6 +44,7 @@ from wedsync_perf.monitoring.monitor import Monitor
 from wedsync_perf.pipeline import ApiKeyAuthenticator, RateLimiter, RouteTable
 from wedsync_perf.scaling.admission import AdaptiveLimit, AdmissionController
 from wedsync_perf.scaling.balancer import BalancedTransport
+from wedsync_perf.scaling.critical_queue import CriticalQueue
 from wedsync_perf.scaling.metrics import AdmissionCollector, BalancerCollector
 from wedsync_perf.settings import PerfSettings
 
@@ -95,8 +96,11 @@ class Services:
         )
         self.admission: AdmissionController | None = None
         if settings.admission and layer_on:
+            wait_s = settings.admission_critical_wait_ms / 1000
             self.admission = AdmissionController(
-                limit=AdaptiveLimit(initial=settings.admission_initial_limit, max_limit=10_000)
+                limit=AdaptiveLimit(initial=settings.admission_initial_limit, max_limit=10_000),
+                critical_floor=settings.admission_critical_floor,
+                queue=CriticalQueue(timeout_s=wait_s, overload_wait_s=min(0.02, wait_s)),
             )
             self.monitor.add_section("admission", self.admission.report)
             self.monitor.registry.register(AdmissionCollector(self.admission))

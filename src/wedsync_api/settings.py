@@ -80,6 +80,16 @@ class ApiSettings(BaseSettings):
     admission_initial_limit: int = Field(
         64, ge=4, le=10_000, description="Starting in-flight limit (it adapts to latency)."
     )
+    admission_critical_floor: int = Field(
+        32, ge=1, le=10_000,
+        description="Critical requests always admitted while fewer are in flight (keep it"
+        " above the pool size, so a slow database cannot fill it alone).",
+    )  # fmt: skip
+    admission_critical_wait_ms: float = Field(
+        500, gt=0, le=60_000,
+        description="Longest a critical request waits for room before 503 (20 ms once the"
+        " queue has not emptied for 100 ms).",
+    )  # fmt: skip
     vendor_systems: str = Field(
         "",
         description="Comma-separated base URLs of the vendor-integration gateway's replicas;"

@@ -23,16 +23,24 @@ version) was measured to fail here: its long-term baseline followed the queueing
 up, and the limit grew past anything in flight.
 
 `AdmissionMiddleware` (pure ASGI) takes each request's priority from the route the
-classifier resolved (before routing) and admits it while the in-flight count is below its class's
-share of the limit: bulk may use `bulk_share` of it, standard `standard_share`.
-Critical work is held only by `max_limit`, never by the adaptive limit: critical
-requests in flight count against the others' shares, so they crowd out standard and bulk
-work, never the reverse. (A cap for critical work once everything else is shed was
-tried: it turned one disturbed run's slow database into 503s for half the critical
-requests, so it is not here.) A refused request gets 503 with `Retry-After`
-at once — no database, no authentication, a few tens of µs — which is what drains the
-loop. Internal routes (health probes, monitoring endpoints) are never shed; a request
-no route matches counts as standard.
+classifier resolved (before routing) and admits it while the in-flight count is below
+its class's share of the limit: bulk may use `bulk_share` of it, standard
+`standard_share`. A refused bulk or standard request gets 503 with `Retry-After` at
+once — no database, no authentication, a few tens of µs — which is what drains the
+loop. Critical requests in flight count against the others' shares, so they crowd out
+standard and bulk work, never the reverse.
+
+Critical work has room of its own: it is admitted while fewer than `critical_floor`
+critical requests are in flight, or while everything in flight is under the adaptive
+limit. The floor is what keeps a slow database (which makes the limit back off) from
+starving cached critical reads: it is set above the pool's size, so requests holding
+connections cannot fill it alone. Beyond both, a critical request waits in a
+`CriticalQueue` (adaptive LIFO, CoDel's rule for how long) and is answered 503 +
+`Retry-After` when its wait runs out: when critical work alone exceeds what the instance
+serves, the excess is refused within tens of milliseconds instead of everyone timing
+out. While critical requests wait, no standard or bulk request is admitted. Internal
+routes (health probes, monitoring endpoints) are never shed; a request no route matches
+counts as standard.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from wedsync_perf.background import BackgroundLoop
 from wedsync_perf.errors import InvalidValue
 from wedsync_perf.pipeline.routing import ROUTE_KEY, ResolvedRoute
 from wedsync_perf.priorities import PriorityClass
+from wedsync_perf.scaling.critical_queue import CriticalQueue
 
 __all__ = ["AdaptiveLimit", "AdmissionController", "AdmissionMiddleware"]
 
@@ -111,7 +120,15 @@ class AdmissionController:
         critical_min_in_flight: int = 4,
         delay_target_s: float = 0.01,
         delay_signals: Sequence[Callable[[], float]] = (),
+        critical_floor: int = 32,
+        queue: CriticalQueue | None = None,
     ) -> None:
+        """`critical_floor`: critical requests always admitted while fewer are in
+        flight (above the database pool's size; see the module's docstring). `queue`:
+        where critical requests beyond the limit wait (defaults: 500 ms, 20 ms once
+        overloaded)."""
+        if critical_floor < 1:
+            raise InvalidValue("critical_floor", critical_floor, "at least 1 request")
         if not 0 < bulk_share <= standard_share <= 1:
             raise InvalidValue(
                 "bulk_share/standard_share",
@@ -122,6 +139,9 @@ class AdmissionController:
         self.shares = {PriorityClass.BULK: bulk_share, PriorityClass.STANDARD: standard_share}
         self.retry_after = str(retry_after_s).encode()
         self.in_flight = 0
+        self.critical_in_flight = 0
+        self.critical_floor = critical_floor
+        self.queue = queue if queue is not None else CriticalQueue()  # empty is falsy
         self.counters = _Counters()
         self.tick_s = tick_s
         self.critical_target_s = critical_target_s
@@ -179,11 +199,47 @@ class AdmissionController:
         self.ticks += 1
         self.congested_ticks += congested
         self.limit.update(congested, self.in_flight)
+        self.queue.expire()  # the limit may have grown: wake who now fits
+        while self.queue and self._room_for_critical() and self.queue.hand_over():
+            pass
 
     def admits(self, priority: PriorityClass) -> bool:
+        """Whether a request of `priority` may go in now, without waiting."""
+        if self.queue:  # critical requests are waiting: nothing overtakes them
+            return False
         if priority is PriorityClass.CRITICAL:
-            return self.in_flight < self.limit.max_limit
+            return self._room_for_critical()
         return self.in_flight < self.limit.limit * self.shares[priority]
+
+    def _room_for_critical(self) -> bool:
+        woken = self.queue.woken  # admitted already, entering on their next turn
+        in_flight = self.in_flight + woken
+        if in_flight >= self.limit.max_limit:
+            return False
+        return self.critical_in_flight + woken < self.critical_floor or in_flight < self.limit.limit
+
+    def may_wait(self, priority: PriorityClass) -> bool:
+        """Only critical work waits, and not beyond `max_limit` (the hard cap)."""
+        return priority is PriorityClass.CRITICAL and self.in_flight < self.limit.max_limit
+
+    async def wait_for_room(self) -> bool:
+        """A critical request that `admits` turned away waits in the queue: True once
+        it may go in, False when its wait ran out (answer 503)."""
+        return await self.queue.wait()
+
+    def enter(self, priority: PriorityClass) -> None:
+        self.counters.admitted[priority] += 1
+        self.in_flight += 1
+        if priority is PriorityClass.CRITICAL:
+            self.critical_in_flight += 1
+
+    def leave(self, priority: PriorityClass, latency_s: float) -> None:
+        self.in_flight -= 1
+        if priority is PriorityClass.CRITICAL:
+            self.critical_in_flight -= 1
+            self.record_critical(latency_s)
+        if self.queue and self._room_for_critical():
+            self.queue.hand_over()
 
     def report(self) -> dict[str, Any]:
         return {
@@ -194,6 +250,10 @@ class AdmissionController:
             "critical_median_ms": round(self.critical_median_s * 1000, 2),
             "ticks": self.ticks,
             "congested_ticks": self.congested_ticks,
+            "critical_in_flight": self.critical_in_flight,
+            "queued": len(self.queue),
+            "queue_overloaded": self.queue.overloaded(),
+            "queue_expired": self.queue.expired,
             "admitted": {p.value: n for p, n in self.counters.admitted.items()},
             "rejected": {p.value: n for p, n in self.counters.rejected.items()},
         }
@@ -212,25 +272,22 @@ class AdmissionMiddleware:
             return
         control = self.controller
         priority = route.priority if route is not None else PriorityClass.STANDARD
-        if not control.admits(priority):
+        if not control.admits(priority) and not (
+            control.may_wait(priority) and await control.wait_for_room()
+        ):
             control.counters.rejected[priority] += 1
             await respond(send, 503, self._bodies[priority], [
                 (b"retry-after", control.retry_after), (b"cache-control", b"no-store")])  # fmt: skip
             return
-        control.counters.admitted[priority] += 1
-        control.in_flight += 1
+        control.enter(priority)
         started = time.perf_counter()
         try:
             await self.app(scope, receive, send)
         finally:
-            control.in_flight -= 1
-            if priority is PriorityClass.CRITICAL:
-                control.record_critical(time.perf_counter() - started)
+            control.leave(priority, time.perf_counter() - started)
 
 
 def _shed_body(priority: PriorityClass) -> bytes:
     return (
-        b'{"detail":"over capacity: '
-        + priority.value.encode()
-        + b' work is shed first; retry shortly"}'
+        b'{"detail":"over capacity: ' + priority.value.encode() + b' request shed; retry shortly"}'
     )

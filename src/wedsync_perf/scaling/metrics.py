@@ -82,6 +82,11 @@ class AdmissionCollector(Collector):
         yield GaugeMetricFamily(f"{ns}_admission_queueing_delay_seconds",
                                 "Queueing delay the limit steers by (loop lag or pool wait).",
                                 value=c.queueing_delay_s)  # fmt: skip
+        yield GaugeMetricFamily(f"{ns}_admission_critical_waiting",
+                                "Critical requests waiting for room.", value=len(c.queue))  # fmt: skip
+        yield CounterMetricFamily(f"{ns}_admission_critical_wait_expired",
+                                  "Critical requests refused after waiting for room.",
+                                  value=c.queue.expired)  # fmt: skip
         yield CounterMetricFamily(f"{ns}_admission_congested_ticks",
                                   "Ticks on which the limit backed off.", value=c.congested_ticks)  # fmt: skip
         admitted = CounterMetricFamily(f"{ns}_admission_admitted", "Requests admitted.",
