@@ -93,6 +93,7 @@ def create_app(
         app,
         recorder=services.monitor.recorder,
         admission=services.admission,
+        deadlines=services.deadlines,
         authenticate=services.authenticator,
         limiter=services.limiter,
         responses=services.responses,

@@ -32,6 +32,7 @@ from wedsync_perf.errors import WedsyncPerfError
 from wedsync_perf.loadgen import LoadStats, drive, render_summary
 from wedsync_perf.monitoring.client import StatsUnavailable, fetch_stats_async
 from wedsync_perf.monitoring.terminal import render_stats
+from wedsync_perf.serving import serve
 from wedsync_perf.traffic import MIX_BY_REGIME
 
 __all__ = ["register"]
@@ -94,19 +95,35 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            max=600,
+            help="Close a connection whose request head is not complete within this many seconds.",
+        ),
+    ] = 10.0,
+    graceful_shutdown: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=600,
+            help="On SIGTERM, seconds in-flight requests get to finish before they are cancelled.",
+        ),
+    ] = 10,
 ) -> None:
     """Serve the reference API with uvicorn (migrating first)."""
-    import uvicorn
-
     dsn = migrated_url(load_api_settings())
     # Workers inherit the resolved URL, so only this process ever starts a server.
     os.environ["DATABASE_URL"] = dsn
-    uvicorn.run(
+    serve(
         "wedsync_api.app:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
+        header_timeout_s=header_timeout,
+        graceful_shutdown_s=graceful_shutdown,
         log_level="warning",
         access_log=False,
     )

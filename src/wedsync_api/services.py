@@ -9,7 +9,8 @@ registered the moment it exists: a failure at any point of startup releases ever
 started before it, in reverse order.
 
 `WEDSYNC_API_LAYER=off` is decided here, once: no response cache, no query cache (a
-pass-through with the same interface), one first-come pool lane, no admission control.
+pass-through with the same interface), one first-come pool lane, no admission control,
+no request deadlines.
 The request path has no branch on it.
 """
 
@@ -42,6 +43,8 @@ from wedsync_perf.keys import RedisKeys
 from wedsync_perf.monitoring.alerts import ThresholdRule, windowed_ratio
 from wedsync_perf.monitoring.monitor import Monitor
 from wedsync_perf.pipeline import ApiKeyAuthenticator, RateLimiter, RouteTable
+from wedsync_perf.pipeline.deadline import Deadlines
+from wedsync_perf.priorities import PriorityClass
 from wedsync_perf.scaling.admission import AdaptiveLimit, AdmissionController
 from wedsync_perf.scaling.balancer import BalancedTransport
 from wedsync_perf.scaling.critical_queue import CriticalQueue
@@ -104,6 +107,14 @@ class Services:
             )
             self.monitor.add_section("admission", self.admission.report)
             self.monitor.registry.register(AdmissionCollector(self.admission))
+        self.deadlines: Deadlines | None = None
+        if layer_on:
+            self.deadlines = deadlines = Deadlines({
+                PriorityClass.CRITICAL: settings.deadline_critical_ms / 1000,
+                PriorityClass.STANDARD: settings.deadline_standard_ms / 1000,
+                PriorityClass.BULK: settings.deadline_bulk_ms / 1000,
+            })  # fmt: skip
+            self.monitor.add_section("deadlines", lambda: {"expired": deadlines.expired})
         self.data_dir: Path = perf.data_dir if perf.data_dir.exists() else perf.data_dir.parent
         self.routes = RouteTable()  # the app's, once compiled (see create_app)
         self.vendors_client: httpx.AsyncClient | None = None

@@ -90,6 +90,15 @@ class ApiSettings(BaseSettings):
         description="Longest a critical request waits for room before 503 (20 ms once the"
         " queue has not emptied for 100 ms).",
     )  # fmt: skip
+    deadline_critical_ms: float = Field(
+        5_000, gt=0, le=600_000, description="Overall deadline of a critical request (503 after)."
+    )
+    deadline_standard_ms: float = Field(
+        10_000, gt=0, le=600_000, description="Overall deadline of a standard request."
+    )
+    deadline_bulk_ms: float = Field(
+        60_000, gt=0, le=3_600_000, description="Overall deadline of a bulk request (imports)."
+    )
     vendor_systems: str = Field(
         "",
         description="Comma-separated base URLs of the vendor-integration gateway's replicas;"

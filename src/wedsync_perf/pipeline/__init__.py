@@ -12,6 +12,7 @@ from wedsync_perf.pipeline.access import (
     hash_key,
     tenant_of,
 )
+from wedsync_perf.pipeline.deadline import DeadlineMiddleware, Deadlines
 from wedsync_perf.pipeline.ratelimit import RateLimiter
 from wedsync_perf.pipeline.routing import (
     PARAMS_KEY,
@@ -34,6 +35,8 @@ __all__ = [
     "Authenticate",
     "CacheRule",
     "ClassifierMiddleware",
+    "DeadlineMiddleware",
+    "Deadlines",
     "RateLimiter",
     "ResolvedRoute",
     "RouteTable",

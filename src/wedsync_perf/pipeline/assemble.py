@@ -1,7 +1,7 @@
 """The pipeline put together on a Starlette/FastAPI app, in the one order that is safe.
 
-    client → classifier → monitoring → admission → access (auth, rate limit)
-           → response cache → the app's routes
+    client → classifier → monitoring → deadline → admission → access (auth, rate
+           limit) → response cache → the app's routes
 
 Call `install_pipeline` once, after every route is added: the route table is compiled
 from the routes the app has then. Each stage is optional but the classifier, which the
@@ -19,6 +19,7 @@ from wedsync_perf.errors import ConfigError
 from wedsync_perf.monitoring.middleware import MonitoringMiddleware
 from wedsync_perf.monitoring.recorder import Recorder
 from wedsync_perf.pipeline.access import AccessMiddleware, Authenticate
+from wedsync_perf.pipeline.deadline import DeadlineMiddleware, Deadlines
 from wedsync_perf.pipeline.ratelimit import RateLimiter
 from wedsync_perf.pipeline.routing import ClassifierMiddleware, RouteTable
 from wedsync_perf.scaling.admission import AdmissionController, AdmissionMiddleware
@@ -31,6 +32,7 @@ def install_pipeline(
     *,
     recorder: Recorder | None = None,
     admission: AdmissionController | None = None,
+    deadlines: Deadlines | None = None,
     authenticate: Authenticate | None = None,
     limiter: RateLimiter | None = None,
     responses: ResponseCache | None = None,
@@ -41,7 +43,8 @@ def install_pipeline(
     """Add the stages to `app` (anything with Starlette's `add_middleware` and
     `routes`) and return the compiled route table.
 
-    `public`/`internal`: route templates (see `ResolvedRoute`). `inner`: the app's own
+    `deadlines`: each request's overall deadline by priority class. `public`/`internal`:
+    route templates (see `ResolvedRoute`). `inner`: the app's own
     middleware, as (class, options), placed right inside admission control (measured,
     sheddable, before authentication). Raises `ConfigError` for a malformed route
     declaration or a cache rule naming a data class the cache does not know."""
@@ -57,6 +60,8 @@ def install_pipeline(
         app.add_middleware(middleware, **options)
     if admission is not None:
         app.add_middleware(AdmissionMiddleware, controller=admission)
+    if deadlines is not None:
+        app.add_middleware(DeadlineMiddleware, deadlines=deadlines)
     if recorder is not None:
         app.add_middleware(MonitoringMiddleware, recorder=recorder)
     app.add_middleware(ClassifierMiddleware, table=table)
