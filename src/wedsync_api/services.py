@@ -34,6 +34,7 @@ from wedsync_perf.caching import Cache, build_cache
 from wedsync_perf.caching.http import ResponseCache
 from wedsync_perf.caching.metrics import CacheCollector
 from wedsync_perf.caching.query import QueryCache
+from wedsync_perf.caching.rewarm import RewarmWatch
 from wedsync_perf.database import LanedPool
 from wedsync_perf.database.metrics import PoolCollector
 from wedsync_perf.database.queries import QueryTracker
@@ -120,6 +121,7 @@ class Services:
         self.vendors_client: httpx.AsyncClient | None = None
         self._pool: LanedPool | None = None
         self._router: ReplicaRouter | None = None
+        self.rewarm: RewarmWatch | None = None  # while warming is configured
 
     # -- what exists only while running ----------------------------------------------
 
@@ -208,11 +210,21 @@ class Services:
     async def _warm(self, stack: AsyncExitStack) -> None:
         if self.responses is None:
             return
-        for day in self.settings.warm_days:  # asked for explicitly: warm before serving
+        settings = self.settings
+        if not (settings.warm_days or settings.warm_ahead_hours):
+            return
+        # A day once warmed is warmed again if Redis loses it (restarted empty).
+        self.rewarm = rewarm = RewarmWatch(
+            self.cache, lambda day: self.warm(day, rate_per_s=200, concurrency=2)
+        )
+        for day in settings.warm_days:  # asked for explicitly: warm before serving
             report = await self.warm(day, rate_per_s=5000, concurrency=4)
+            await rewarm.warmed(day)
             _log.info("warmed %d entries for %s in %.1f s", report.entries, day, report.seconds)
-        if self.settings.warm_ahead_hours:
-            warmer = asyncio.create_task(self._warm_ahead(self.settings.warm_ahead_hours))
+        rewarm.start()
+        stack.push_async_callback(rewarm.stop)
+        if settings.warm_ahead_hours:
+            warmer = asyncio.create_task(self._warm_ahead(settings.warm_ahead_hours))
 
             async def stop_warmer() -> None:
                 warmer.cancel()
@@ -238,6 +250,8 @@ class Services:
                     _log.warning("cache warming for %s failed", day, exc_info=True)
                     continue
                 warmed.add(day)
+                if self.rewarm is not None:
+                    await self.rewarm.warmed(day)
                 _log.info("warmed %d cache entries for %s in %.1f s", report.entries, day,
                           report.seconds)  # fmt: skip
             await asyncio.sleep(600)

@@ -190,6 +190,13 @@ class Cache:
         ttl = ttl_s if ttl_s is not None else self.policy.ttl_s(data_class, wedding_date)
         await self._store(entry, value, tag_keys, versions, ttl, 0.0, data_class, seen)
 
+    async def stored(self, key: str, *, tenant: str | int | None) -> bool | None:
+        """Whether the backend holds `key` (this process's local tier is not asked);
+        None when the backend cannot be asked now. How a warmer learns that Redis came
+        back empty."""
+        blob = await self._call(self.backend.get(self.names.entry(tenant, key)))
+        return None if isinstance(blob, _Failed) else blob is not None
+
     async def delete(self, key: str, *, tenant: str | int | None) -> None:
         entry = self.names.entry(tenant, key)
         if self.local is not None:

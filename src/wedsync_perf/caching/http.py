@@ -183,9 +183,12 @@ class ResponseCache:
         return entry
 
     async def has(self, tenant: int | str, route: ResolvedRoute, path: str) -> bool:
-        """Whether `GET path` (no query) has an answer cached for `tenant`."""
-        rule = route.cache
-        return rule is not None and await self.lookup(tenant, self.key(path, b""), rule) is not None
+        """Whether the shared cache holds `GET path`'s (no query) answer for `tenant`:
+        the backend is asked, not this process's local tier, which outlives a Redis
+        restart (a warmer must fill what the other instances read)."""
+        if route.cache is None:
+            return False
+        return bool(await self.cache.stored(self.key(path, b""), tenant=tenant))
 
     async def fill(
         self,
