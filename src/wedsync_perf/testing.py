@@ -166,8 +166,22 @@ class RedisProcess:
             time.sleep(0.02)
         raise RuntimeError(f"redis-server did not listen on {self.port} within {timeout_s} s")
 
+    def pause(self) -> None:
+        """SIGSTOP: a hung Redis (connections stay open, nothing answers)."""
+        import signal
+
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        import signal
+
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self._process is not None:
+            self.resume()  # a paused process would not act on SIGTERM
             self._process.terminate()
             self._process.wait(10)
             self._process = None

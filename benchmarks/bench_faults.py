@@ -1,0 +1,328 @@
+"""Faults on a wedding Saturday, second by second: what a client sees while Redis is
+killed, frozen, or the server is overloaded or stormed with connections — the
+performance layer beside the same app built the usual way (the layer off, a plain
+`limits` + redis-py rate limiter with no fallback: `benchmarks/_plain.py`), in one run.
+
+Each trial: a fresh private redis-server (the test suite's `RedisProcess`), one API
+worker on a seeded database (scale 0.2) using it, the wedding-Saturday mix offered
+open-loop by `constant_rate` at `BASE_RPS` for `TRIAL_S` seconds, the fault from
+`FAULT_AT_S` to `FAULT_END_S`:
+
+* `redis_kill`: the Redis process terminated, started again (empty) at the end;
+* `redis_pause`: SIGSTOP, then SIGCONT (a hung Redis: connections stay open);
+* `overload`: the offered rate raised to `OVERLOAD_RPS`, above either server's capacity;
+* `storm`: 500 extra connections opened beside the load, each sending half a request
+  head, closed and reopened in turn.
+
+Per second: answers by status (0 = no answer within 5 s, or a broken connection), and
+the p95 of the answers completed in that second. `failed` counts no answer and every
+5xx but 503; a 503 (and a 429) is a refusal a client can act on — it carries
+`Retry-After`, which the test suite checks — and a 4xx is the app's answer (the mix
+books some slots twice: 409). `recovery_s`: from the end of the fault to the first second
+from which every second has no failures and a p95 within 3x the pre-fault p95 (at least
+100 ms). Every trial is in the JSON; the summary prints failed requests and recovery per
+trial and variant.
+
+Run: `make bench-faults` (DATABASE_URL, else the embedded PostgreSQL). About 5 minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import random
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import machine, seeded_wedding_saturday, versions, write_result
+from wedsync_api.server import stop_server, wait_ready
+from wedsync_perf.calendar import Regime
+from wedsync_perf.loadgen.constant_rate import EncodedRequest, constant_rate, encode
+from wedsync_perf.loadgen.stats import EndpointStats, LoadStats
+from wedsync_perf.priorities import PriorityClass
+from wedsync_perf.testing import RedisProcess, free_port
+from wedsync_perf.traffic import MIX_BY_REGIME
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE_RPS = 200
+OVERLOAD_RPS = 2400
+TRIAL_S = 25
+FAULT_AT_S = 5
+FAULT_END_S = 15
+STORM_CONNECTIONS = 500
+VARIANTS = {
+    "layer": ("wedsync_api.app:create_app", {"WEDSYNC_API_LAYER": "on"}),
+    "plain": ("benchmarks._plain:create_plain_app", {"WEDSYNC_API_LAYER": "off"}),
+}
+REFUSALS = frozenset({429, 503})
+
+
+@dataclass
+class Timeline:
+    """Answers by completion second: statuses and latencies."""
+
+    started: float = field(default_factory=time.monotonic)
+    statuses: dict[int, dict[int, int]] = field(default_factory=dict)
+    latencies: dict[int, list[float]] = field(default_factory=dict)
+
+    def add(self, latency_s: float, status: int) -> None:
+        second = int(time.monotonic() - self.started)
+        by_status = self.statuses.setdefault(second, {})
+        by_status[status] = by_status.get(status, 0) + 1
+        self.latencies.setdefault(second, []).append(latency_s)
+
+    def seconds(self) -> list[dict[str, Any]]:
+        rows = []
+        for second in range(max(self.statuses, default=-1) + 1):
+            statuses = self.statuses.get(second, {})
+            latencies = sorted(self.latencies.get(second, []))
+            p95 = latencies[int(0.95 * (len(latencies) - 1))] * 1000 if latencies else None
+            rows.append({
+                "t": second,
+                "statuses": {str(s): n for s, n in sorted(statuses.items())},
+                "failed": sum(n for s, n in statuses.items() if failed(s)),
+                "p95_ms": round(p95, 1) if p95 is not None else None,
+            })  # fmt: skip
+        return rows
+
+
+def failed(status: int) -> bool:
+    return status == 0 or (status >= 500 and status not in REFUSALS)
+
+
+class TimedStats(LoadStats):
+    """LoadStats whose every answer also lands in a per-second `Timeline`."""
+
+    def __init__(self, timeline: Timeline) -> None:
+        super().__init__()
+        self.timeline = timeline
+
+    def endpoint(self, name: str, priority: PriorityClass) -> EndpointStats:
+        stats = self.endpoints.get(name)
+        if stats is None:
+            stats = self.endpoints[name] = _TimedEndpoint(name, priority)
+            stats.timeline = self.timeline
+        return stats
+
+
+class _TimedEndpoint(EndpointStats):
+    timeline: Timeline
+
+    def record(self, latency_s: float, status: int, ok: bool) -> None:
+        super().record(latency_s, status, ok)
+        self.timeline.add(latency_s, status)
+
+
+def recovery_s(rows: list[dict[str, Any]]) -> float | None:
+    before = [r["p95_ms"] for r in rows[1:FAULT_AT_S] if r["p95_ms"] is not None]
+    bound = max(100.0, 3 * (sorted(before)[len(before) // 2] if before else 0.0))
+    after = rows[FAULT_END_S:]
+    for i in range(len(after)):
+        if all(r["failed"] == 0 and (r["p95_ms"] or 0) <= bound for r in after[i:]):
+            return float(i)
+    return None
+
+
+@asynccontextmanager
+async def api(factory: str, dsn: str, redis_url: str, env: dict[str, str]) -> AsyncIterator[int]:
+    port = free_port()
+    code = (
+        "from wedsync_perf.serving import serve; "
+        f"serve({factory!r}, factory=True, port={port}, log_level='error', access_log=False)"
+    )
+    child_env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "REDIS_URL": redis_url,
+        "WEDSYNC_API_RATE_LIMIT": "100000000/minute",
+        # What `wedsync_api.server.start_server` gives a run: its own cache secrets.
+        "WEDSYNC_PERF_CACHE_SECRET": secrets.token_urlsafe(24),
+        "WEDSYNC_PERF_CACHE_KEYS": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        **env,
+    }
+    cmd = [sys.executable, "-c", code]
+    server = subprocess.Popen(cmd, cwd=ROOT, env=child_env, start_new_session=True)  # noqa: ASYNC220
+    try:
+        await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}", server)
+        yield port
+    finally:
+        stop_server(server, timeout_s=30)
+
+
+async def storm(port: int, stop: asyncio.Event) -> int:
+    """Hold `STORM_CONNECTIONS` connections that each send half a request head; reopen
+    each one the server closes (or every second). Returns the connections opened."""
+    opened = 0
+
+    async def one() -> None:
+        nonlocal opened
+        while not stop.is_set():
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.1)
+                continue
+            opened += 1
+            writer.write(b"GET /health/live HTTP/1.1\r\nHost: storm\r\n")
+            with contextlib.suppress(TimeoutError, OSError):
+                async with asyncio.timeout(1.0):
+                    await reader.read()
+            writer.close()
+
+    await asyncio.gather(*(one() for _ in range(STORM_CONNECTIONS)))
+    return opened
+
+
+async def run_trial(
+    trial: str, variant: str, dsn: str, requests_for: Callable[[int], list[EncodedRequest]]
+) -> dict[str, Any]:
+    factory, env = VARIANTS[variant]
+    if variant == "layer":
+        env = {**env, "WEDSYNC_API_WARM_DATES": os.environ["BENCH_FAULTS_DAY"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        redis = RedisProcess(free_port(), Path(tmp) / "redis")
+        redis.start()
+        try:
+            async with api(factory, dsn, redis.url, env) as port:
+                requests = requests_for(port)
+                timeline = Timeline()
+                stats = TimedStats(timeline)
+                extra: dict[str, Any] = {}
+                actions = await fault_actions(trial, redis, port, requests, stats, extra)
+                load = asyncio.create_task(
+                    constant_rate("127.0.0.1", port, requests, rps=BASE_RPS,
+                                  duration_s=TRIAL_S, stats=stats)
+                )  # fmt: skip
+                await asyncio.sleep(FAULT_AT_S)
+                await actions[0]()
+                await asyncio.sleep(FAULT_END_S - FAULT_AT_S)
+                await actions[1]()
+                await load
+        finally:
+            redis.stop()
+    rows = timeline.seconds()
+    total = sum(sum(r["statuses"].values()) for r in rows)
+    summary = {
+        "trial": trial,
+        "variant": variant,
+        "requests": total,
+        "failed": sum(r["failed"] for r in rows),
+        "refused": sum(n for r in rows for s, n in r["statuses"].items() if int(s) in REFUSALS),
+        "recovery_s": recovery_s(rows),
+        "timeline": rows,
+        **extra,
+    }
+    print(f"{trial:12} {variant:6} requests {total:6,}  failed {summary['failed']:6,}"
+          f"  refused {summary['refused']:6,}  recovery {summary['recovery_s']} s", flush=True)  # fmt: skip
+    return summary
+
+
+async def fault_actions(
+    trial: str,
+    redis: RedisProcess,
+    port: int,
+    requests: list[EncodedRequest],
+    stats: LoadStats,
+    extra: dict[str, Any],
+) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """(start the fault, end it) for `trial`."""
+    if trial == "redis_kill":
+
+        async def kill() -> None:
+            redis.stop()
+
+        async def restart() -> None:
+            redis.start()
+
+        return kill, restart
+    if trial == "redis_pause":
+
+        async def pause() -> None:
+            redis.pause()
+
+        async def resume() -> None:
+            redis.resume()
+
+        return pause, resume
+    if trial == "overload":
+        surge: list[asyncio.Task[Any]] = []
+
+        async def surge_on() -> None:
+            surge.append(asyncio.create_task(constant_rate(
+                "127.0.0.1", port, requests, rps=OVERLOAD_RPS - BASE_RPS,
+                duration_s=FAULT_END_S - FAULT_AT_S, stats=stats)))  # fmt: skip
+
+        async def surge_off() -> None:
+            await surge[0]
+
+        return surge_on, surge_off
+    if trial == "storm":
+        stop = asyncio.Event()
+        storming: list[asyncio.Task[int]] = []
+
+        async def storm_on() -> None:
+            storming.append(asyncio.create_task(storm(port, stop)))
+
+        async def storm_off() -> None:
+            stop.set()
+            extra["storm_connections_opened"] = await storming[0]
+
+        return storm_on, storm_off
+    raise ValueError(trial)
+
+
+TRIALS = ("redis_kill", "redis_pause", "overload", "storm")
+
+
+async def main() -> None:
+    async with seeded_wedding_saturday("wedsync_bench_faults", 0.2) as (dsn, workload):
+        os.environ["BENCH_FAULTS_DAY"] = workload.day.isoformat()
+        mix = MIX_BY_REGIME[Regime.WEDDING_DAY]
+
+        def requests_for(port: int) -> list[EncodedRequest]:
+            rng = random.Random(7)
+            return [encode(workload.next_request(mix.pick(rng), rng), f"127.0.0.1:{port}")
+                    for _ in range(20_000)]  # fmt: skip
+
+        # Interleaved: a disturbed minute on this shared machine hits both alike.
+        results = [
+            await run_trial(trial, variant, dsn, requests_for)
+            for trial in TRIALS
+            for variant in VARIANTS
+        ]
+    figures = {
+        "trials": results,
+        "summary": {
+            f"{r['trial']}/{r['variant']}": {
+                k: r[k] for k in ("requests", "failed", "refused", "recovery_s")
+            }
+            for r in results
+        },
+        "base_rps": BASE_RPS,
+        "overload_rps": OVERLOAD_RPS,
+        "fault_window_s": [FAULT_AT_S, FAULT_END_S],
+        "trial_s": TRIAL_S,
+        "versions": versions("uvicorn", "fastapi", "asyncpg", "redis", "limits"),
+        "machine": machine(),
+    }
+    path = write_result("faults", figures)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    uvloop.run(main())
