@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import platform
+import secrets
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -16,6 +18,7 @@ from typing import Any
 import platformdirs
 
 RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def server_url() -> str:
@@ -114,5 +117,41 @@ async def api_server(dsn: str, env: dict[str, str], token: str) -> AsyncIterator
             base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=10
         ) as client:
             yield client
+    finally:
+        stop_server(server, timeout_s=30)
+
+
+@asynccontextmanager
+async def factory_server(
+    factory: str, dsn: str, env: dict[str, str]
+) -> AsyncIterator[tuple[int, subprocess.Popen[bytes]]]:
+    """One worker serving the app `factory` ("module:function") on `dsn`, in its own
+    process (rate limit lifted, its own cache secrets, as `start_server` gives a run):
+    its port and process, ready; stopped afterwards."""
+    import asyncio
+
+    from wedsync_api.server import stop_server, wait_ready
+    from wedsync_perf.testing import free_port
+
+    port = free_port()
+    code = (
+        "from wedsync_perf.serving import serve; "
+        f"serve({factory!r}, factory=True, port={port}, log_level='error', access_log=False)"
+    )
+    child_env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "WEDSYNC_API_RATE_LIMIT": "100000000/minute",
+        "WEDSYNC_PERF_CACHE_SECRET": secrets.token_urlsafe(24),
+        "WEDSYNC_PERF_CACHE_KEYS": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        **env,
+    }
+    server = subprocess.Popen(  # noqa: ASYNC220 - a server, started once
+        [sys.executable, "-c", code], cwd=ROOT, env=child_env, start_new_session=True
+    )
+    try:
+        await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}", server)
+        yield port, server
     finally:
         stop_server(server, timeout_s=30)

@@ -29,25 +29,26 @@ Run: `make bench-faults` (DATABASE_URL, else the embedded PostgreSQL). About 5 m
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import os
 import random
-import secrets
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import machine, seeded_wedding_saturday, versions, write_result
-from wedsync_api.server import stop_server, wait_ready
+from benchmarks._common import (
+    factory_server,
+    machine,
+    seeded_wedding_saturday,
+    versions,
+    write_result,
+)
 from wedsync_perf.calendar import Regime
 from wedsync_perf.loadgen.constant_rate import EncodedRequest, constant_rate, encode
 from wedsync_perf.loadgen.stats import EndpointStats, LoadStats
@@ -135,33 +136,6 @@ def recovery_s(rows: list[dict[str, Any]]) -> float | None:
     return None
 
 
-@asynccontextmanager
-async def api(factory: str, dsn: str, redis_url: str, env: dict[str, str]) -> AsyncIterator[int]:
-    port = free_port()
-    code = (
-        "from wedsync_perf.serving import serve; "
-        f"serve({factory!r}, factory=True, port={port}, log_level='error', access_log=False)"
-    )
-    child_env = {
-        **os.environ,
-        "DATABASE_URL": dsn,
-        "REDIS_URL": redis_url,
-        "WEDSYNC_API_RATE_LIMIT": "100000000/minute",
-        # What `wedsync_api.server.start_server` gives a run: its own cache secrets.
-        "WEDSYNC_PERF_CACHE_SECRET": secrets.token_urlsafe(24),
-        "WEDSYNC_PERF_CACHE_KEYS": base64.b64encode(secrets.token_bytes(32)).decode(),
-        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-        **env,
-    }
-    cmd = [sys.executable, "-c", code]
-    server = subprocess.Popen(cmd, cwd=ROOT, env=child_env, start_new_session=True)  # noqa: ASYNC220
-    try:
-        await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}", server)
-        yield port
-    finally:
-        stop_server(server, timeout_s=30)
-
-
 async def storm(port: int, stop: asyncio.Event) -> int:
     """Hold `STORM_CONNECTIONS` connections that each send half a request head; reopen
     each one the server closes (or every second). Returns the connections opened."""
@@ -196,7 +170,7 @@ async def run_trial(
         redis = RedisProcess(free_port(), Path(tmp) / "redis")
         redis.start()
         try:
-            async with api(factory, dsn, redis.url, env) as port:
+            async with factory_server(factory, dsn, {"REDIS_URL": redis.url, **env}) as (port, _):
                 requests = requests_for(port)
                 timeline = Timeline()
                 stats = TimedStats(timeline)
