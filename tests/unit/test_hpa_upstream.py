@@ -128,6 +128,20 @@ def test_scaling_with_rules(
     assert got == (replicas, condition)
 
 
+def test_calculate_scale_up_and_down_limit_with_select_min() -> None:
+    # upstream TestCalculateScaleUpLimitWithScalingRules / ...DownLimitWithBehaviors:
+    # 2 pods or 50 % per 60 s, select Min: from 1 up to 2; from 5 down to 3
+    two_or_half = ScalingRules(
+        300, (ScalingPolicy("Pods", 2, 60), ScalingPolicy("Percent", 50, 60)), "Min"
+    )
+    for current, desired, limited in ((1, 100, (2, "ScaleUpLimit")), (5, 1, (3, "ScaleDownLimit"))):
+        got = rate_limited(
+            NOW, current, desired, min_replicas=1, max_replicas=100,
+            up=two_or_half, down=two_or_half, events=[],
+        )  # fmt: skip
+        assert got == limited
+
+
 # (name, recommendations as (minutes ago, replicas), current, desired, expected,
 #  scale-up window s, scale-down window s); upstream's unset windows are 0.
 NORMALIZE_WITH_BEHAVIOR = [
