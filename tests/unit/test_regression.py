@@ -10,8 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wedsync_perf.errors import ConfigError
-from wedsync_perf.monitoring.regression import BenchRun, change_points, compare
+from wedsync_perf.errors import ConfigError, InvalidValue
+from wedsync_perf.monitoring.regression import (
+    BenchRun,
+    _energy_split,
+    change_points,
+    compare,
+)
 
 
 def run(rng: np.random.Generator, scale: float = 1.0, n: int = 400) -> BenchRun:
@@ -40,6 +45,19 @@ def test_change_points_find_a_step_and_ignore_noise() -> None:
     assert point.shift == pytest.approx(0.10, abs=0.03)
     assert change_points(list(rng.normal(100, 2, 40))) == []
     assert change_points([100.0] * 20 + [300.0] + [100.0] * 20) == []  # one outlier
+
+
+def test_the_split_statistic_is_matteson_and_james() -> None:
+    # By hand from the paper at τ = 2: between 2·20/12, left within 0, right within
+    # 36/C(6,2) = 2.4, so Q = (2·6/8)(10/3 − 2.4) = 1.4; the next best (τ = 3, 5) is
+    # 0.875. Dividing the within sums by τ² and m² instead puts the split at τ = 5.
+    x = np.array([2.0, 2, 3, 1, 1, 4, 5, 0])
+    split = _energy_split(x, 2)
+    assert split is not None
+    assert split[0] == 2
+    assert split[1] == pytest.approx(1.4)
+    with pytest.raises(InvalidValue, match="min_size"):
+        change_points([1.0, 2.0, 3.0, 4.0], min_size=1)
 
 
 def test_bad_runs_are_refused_with_the_field(tmp_path: Path) -> None:

@@ -92,3 +92,13 @@ def test_zero_and_tiny_values_report_zero() -> None:
         sketch.add(v)
     assert sketch.quantile(0.0) == 0.0
     assert sketch.quantile(1.0) == pytest.approx(0.5, rel=RELATIVE_ACCURACY)
+
+
+def test_values_up_to_a_microsecond_report_the_smallest_seen() -> None:
+    sketch = LatencySketch()
+    for v in (8e-7, 5e-7, 9e-7):
+        sketch.add(v)
+    assert sketch.quantile(0.0) == sketch.quantile(1.0) == 5e-7  # not 0, not 9e-7
+    sketch.add(-1.0)
+    assert sketch.quantile(0.0) == 0.0
+    assert sketch.min == -1.0

@@ -9,8 +9,8 @@ import pytest
 from wedsync_perf.calendar import Regime
 from wedsync_perf.errors import ConfigError
 from wedsync_perf.monitoring.alerts import AlertEngine, Condition, ThresholdRule, burn_conditions
-from wedsync_perf.monitoring.recorder import DEFAULT_EDGES
-from wedsync_perf.monitoring.slo import DEFAULT_SLOS, SloConfig, SloTracker
+from wedsync_perf.monitoring.recorder import DEFAULT_EDGES, Window
+from wedsync_perf.monitoring.slo import DEFAULT_SLOS, BurnWindow, Objective, SloConfig, SloTracker
 from wedsync_perf.testing import synthetic_window
 
 EDGES = tuple(sorted(set(DEFAULT_EDGES) | DEFAULT_SLOS.thresholds_s()))
@@ -122,3 +122,39 @@ def test_slo_toml_errors_name_the_field(tmp_path: Path) -> None:
         SloConfig.from_toml(missing)
     with pytest.raises(ConfigError, match="recorder edges"):
         SloTracker(config, DEFAULT_EDGES, W)
+
+
+def test_a_burn_exactly_at_the_bar_pages_and_just_under_it_does_not() -> None:
+    # The traffic of the promtool boundary test (tests/integration/test_slo_rules.py):
+    # half failing against a 25 % budget is exactly 2x; the evaluator, like the rules,
+    # compares with >=.
+    exact = SloConfig(
+        objectives=(Objective(name="avail", kind="availability", objective=0.75),),
+        windows=(BurnWindow(severity="page", long_s=600, short_s=120, burn=2, confirm_s=30),),
+    )
+    for (ok, bad), pages in (((30, 30), True), ((31, 29), False)):
+        tracker = SloTracker(exact, EDGES, 15)
+        for i in range(60):
+            tracker.ingest(synthetic_window(i * 15, EDGES, fast=ok, errors=bad))
+        [condition] = burn_conditions(tracker, Regime.SEASON, 60 * 15)
+        assert condition.active is pages
+
+
+def test_a_page_lasts_while_the_last_errors_are_inside_the_confirmation() -> None:
+    # The promtool test's two-minute burst on 15 s windows: the page still fires while
+    # the last errors' window is inside [now - 30 s, now), and resolves when it leaves.
+    day, burst = 24 * 240, 8
+    tracker, engine = SloTracker(DEFAULT_SLOS, EDGES, 15), AlertEngine()
+    quiet = synthetic_window(0, EDGES, fast=30).series
+    for i in range(day):
+        tracker.ingest(Window(i * 15, quiet))
+    paging: dict[float, bool] = {}
+    for i in range(day, day + burst + 8):
+        errors = 30 if i < day + burst else 0
+        tracker.ingest(synthetic_window(i * 15, EDGES, fast=30 - errors, errors=errors))
+        now = (i + 1) * 15
+        engine.update(burn_conditions(tracker, Regime.SEASON, now), now)
+        paging[now - (day + burst) * 15] = any(a.severity == "page" for a in engine.firing())
+    assert paging[0]  # the last errors just in
+    assert paging[15]  # their window [−15 s, 0) still inside [now − 30 s, now)
+    assert not paging[30]

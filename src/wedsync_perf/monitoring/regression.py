@@ -155,8 +155,11 @@ class ChangePoint:
 
 
 def _energy_split(x: np.ndarray[Any, Any], min_size: int) -> tuple[int, float] | None:
-    """The split τ maximising the e-divisive statistic (α = 1): the scaled energy
-    distance between x[:τ] and x[τ:]."""
+    """The split τ maximising the e-divisive statistic (α = 1), Matteson & James's
+    Q̂ = τm/n · (2/(τm) Σ|x_i − y_j| − Σ_{i<k}|x_i − x_k| / C(τ,2) − Σ_{j<k}|y_j − y_k| / C(m,2))
+    for x = x[:τ], y = x[τ:], m = n − τ — each within-sample mean over distinct pairs,
+    as in the paper, R's ecp and Hunter / Otava (dividing by τ² instead counts the
+    zero self-distances and favours short edge segments). min_size ≥ 2."""
     n = len(x)
     if n < 2 * min_size:
         return None
@@ -165,8 +168,9 @@ def _energy_split(x: np.ndarray[Any, Any], min_size: int) -> tuple[int, float] |
     for tau in range(min_size, n - min_size + 1):
         left, right = distance[:tau, :tau], distance[tau:, tau:]
         between = distance[:tau, tau:].mean()
-        within_left = left.sum() / (tau * tau)
-        within_right = right.sum() / ((n - tau) ** 2)
+        # the full square holds each pair twice: 2 Σ_{i<k} / (τ(τ−1)) = Σ_{i<k} / C(τ,2)
+        within_left = left.sum() / (tau * (tau - 1))
+        within_right = right.sum() / ((n - tau) * (n - tau - 1))
         q = (tau * (n - tau) / n) * (2 * between - within_left - within_right)
         if best is None or q > best[1]:
             best = (tau, float(q))
@@ -189,6 +193,8 @@ def change_points(
     on a handful of noisy per-run p95s cannot; the minimum shift keeps run-to-run noise
     (significant at these sample sizes, but small) from counting.
     """
+    if min_size < 2:
+        raise InvalidValue("min_size", min_size, "at least 2 (a within-segment mean needs a pair)")
     x = np.asarray(values, dtype=float)
     if samples is not None and len(samples) != len(x):
         raise InvalidValue(

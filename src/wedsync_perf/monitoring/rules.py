@@ -10,8 +10,14 @@ threshold an edge, so the count is exact). Wedding-day objectives are selected w
 same days the app does — including dates booked in the database, which a PromQL
 `day_of_week()` could not know.
 
-The page rules' 30 s confirmation becomes a 1 m rate (the shortest window a rate over
-15 s scrapes can take), and the hold (`for`) is kept.
+The alerts are the evaluator's (`alerts.burn_conditions`) in PromQL: the same windows,
+the same `>=` against the same bar, the pages' "still burning" check over the same
+`confirm_s` (30 s by default) and the same hold (`for`). The rules assume 15 s scrapes
+(the group's interval): a rate over 30 s then has two or three samples, and when a
+missed scrape leaves it one, the rate is empty and the page waits for the next
+evaluation — the confirmation fails closed. Shorter confirmations are refused; a
+longer window here than in the evaluator would let a stopped burst keep paging (with
+15 s scrapes, a one-minute blip pages under a 1 m confirmation and 45 s hold).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from wedsync_perf.calendar import Regime
+from wedsync_perf.errors import InvalidValue
 from wedsync_perf.monitoring.slo import BurnWindow, Objective, SloConfig, _span
 
 __all__ = ["prometheus_rules", "rules_test"]
@@ -53,10 +60,22 @@ def _bad_ratio(objective: Objective, threshold_s: float | None, window: str) -> 
     )
 
 
+_SHORTEST_RATE_S = 30.0  # rate() needs two samples in its range: two 15 s scrapes
+
+
 def _windows(config: SloConfig) -> list[float]:
-    spans = {60.0}
-    for window in config.windows:
+    spans: set[float] = set()
+    for i, window in enumerate(config.windows):
         spans |= {window.long_s, window.short_s}
+        if window.confirm_s is not None:
+            if window.confirm_s < _SHORTEST_RATE_S:
+                raise InvalidValue(
+                    f"windows.{i}.confirm_s",
+                    window.confirm_s,
+                    "at least 30 s: a rate needs two 15 s scrapes in its range (the rules "
+                    "confirm over the same window as the in-process evaluator)",
+                )
+            spans.add(window.confirm_s)
     return sorted(spans)
 
 
@@ -106,12 +125,10 @@ def _alert(
     if threshold is not None:
         match += f', threshold="{threshold:g}"'
     bar = window.burn * (1 - target)
-    checks = [
-        f"{_record_name(window.long_s)}{{{match}}} > {bar:.6g}",
-        f"{_record_name(window.short_s)}{{{match}}} > {bar:.6g}",
-    ]
+    spans = [window.long_s, window.short_s]
     if window.confirm_s is not None:
-        checks.append(f"{_record_name(60)}{{{match}}} > {bar:.6g}")
+        spans.append(window.confirm_s)
+    checks = [f"{_record_name(span)}{{{match}}} >= {bar:.6g}" for span in spans]
     expr = " and ".join(f"({c})" for c in checks)
     if regime_label == "wedding_day":
         expr = f"({expr}) and on() ({_WEDDING})"
@@ -139,32 +156,44 @@ def _alert(
 
 
 def rules_test(config: SloConfig, rule_file: str) -> dict[str, Any]:
-    """A `promtool test rules` file: for the first availability objective, three days
-    of clean traffic (the longest alert window is full), then a lasting 100 % error
+    """A `promtool test rules` file, evaluated every 15 s as the rule group is: for the
+    first availability objective, a day of clean traffic, then a lasting 100 % error
     burst must page within 2 minutes; the same history with a one-minute 100 % blip
-    must not alert at all."""
+    must not alert at all; and a two-minute burst pages, keeps paging while its last
+    errors are inside the confirmation window and resolves at the first evaluation
+    after they leave it (the evaluator's boundary with 15 s windows)."""
     objective = next(o for o in config.objectives if o.kind == "availability")
     page = next(w for w in config.windows if w.severity == "page")
     target, _ = objective.target(Regime.SEASON)
     selector = _selector(objective)
     base = "wedsync_http_requests_total{" + (selector + ", " if selector else "")
-    step_s, rate = 30, 60  # 30 s samples of 2 requests/s
-    hour = 24 * 3600 // step_s  # a day of clean history: the blip stays under every bar
+    step_s, per = 15, 30  # 15 s scrapes (the rules' assumption) of 2 requests/s
+    day = 24 * 3600 // step_s  # a day of clean history: the blip stays under every bar
+    after = 240  # samples after the event: one hour
 
     def series(ok: str, bad: str) -> list[dict[str, str]]:
         return [
             {"series": base + 'route="/t", status_class="2xx"}', "values": ok},
             {"series": base + 'route="/t", status_class="5xx"}', "values": bad},
-            {"series": 'wedsync_regime{regime="season"}', "values": f"1x{hour + 200}"},
+            {"series": 'wedsync_regime{regime="season"}', "values": f"1x{day + 2 * after}"},
         ]
 
-    ok_total = rate * hour
-    after = 120  # samples after the event: one hour
-    blip = series(
-        f"0+{rate}x{hour} {ok_total}x1 {ok_total + rate}+{rate}x{after}",
-        f"0x{hour} {rate}+{rate}x1 {2 * rate}x{after}",
-    )
-    burst = series(f"0+{rate}x{hour} {ok_total}x{after}", f"0x{hour} {rate}+{rate}x{after}")
+    def errors_for(samples: int) -> list[dict[str, str]]:
+        """Clean, then `samples` scrapes of nothing but errors, then clean again."""
+        return series(
+            f"0+{per}x{day} {per * day}x{samples - 1} {per * (day + 1)}+{per}x{after}",
+            f"0x{day} {per}+{per}x{samples - 1} {per * samples}x{after}",
+        )
+
+    burst = series(f"0+{per}x{day} {per * day}x{after}", f"0x{day} {per}+{per}x{after}")
+    blip = errors_for(4)  # one minute
+    stop = 8  # two minutes: pages, under the 6 h page's bar
+    # The last errors arrive between the scrapes at `last - 15 s` and `last`; the
+    # confirmation's range [t - confirm_s, t] holds them until it no longer holds the
+    # scrape before — as the evaluator's [now - confirm_s, now) holds the 15 s window
+    # [last - 15 s, last).
+    last_s = (day + stop) * step_s
+    inside_s = last_s - step_s + (page.confirm_s or 0.0)
     labels = {
         "severity": page.severity,
         "objective": objective.name,
@@ -179,7 +208,7 @@ def rules_test(config: SloConfig, rule_file: str) -> dict[str, Any]:
     }
     return {
         "rule_files": [rule_file],
-        "evaluation_interval": "1m",
+        "evaluation_interval": "15s",
         "tests": [
             {
                 "interval": f"{step_s}s",
@@ -199,6 +228,22 @@ def rules_test(config: SloConfig, rule_file: str) -> dict[str, Any]:
                 "alert_rule_test": [
                     {"eval_time": f"24h{m}m", "alertname": "WedsyncSLOBurnRate", "exp_alerts": []}
                     for m in (1, 2, 3, 5, 10, 30, 59)
+                ],
+            },
+            {
+                "interval": f"{step_s}s",
+                "input_series": errors_for(stop),
+                "alert_rule_test": [
+                    {
+                        "eval_time": f"{int(t)}s",
+                        "alertname": "WedsyncSLOBurnRate",
+                        "exp_alerts": exp,
+                    }
+                    for t, exp in (
+                        (last_s, [{"exp_labels": labels, "exp_annotations": annotations}]),
+                        (inside_s, [{"exp_labels": labels, "exp_annotations": annotations}]),
+                        (inside_s + 15, []),
+                    )
                 ],
             },
         ],

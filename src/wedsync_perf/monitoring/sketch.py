@@ -28,7 +28,9 @@ RELATIVE_ACCURACY = 0.01
 _GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
 _MULTIPLIER = 1 / math.log(_GAMMA)
 MIN_VALUE = 1e-6
-"""Values at or below this (1 µs) are counted in a zero bin and reported as 0."""
+"""Values at or below this (1 µs) share one bin, which has no log scale to report from:
+a quantile that lands in it reports the smallest value seen (0 if that was negative) —
+within 1 µs of the true one, though not within 1 % of it."""
 MAX_BINS = 1024
 """Bins kept per sketch: 1024 × 4 bytes = 4 KiB at most. At 1 % accuracy that spans
 1 µs to over 100 s; beyond it the lowest bins collapse (low quantiles lose accuracy
@@ -65,7 +67,8 @@ class LatencySketch:
         self.max = -math.inf
 
     def add(self, value: float) -> None:
-        """Record one value (seconds). Negative values are treated as 0."""
+        """Record one value (seconds). A negative one counts in the ≤ 1 µs bin, so
+        quantiles see it as 0; `sum` and `min` keep it as given."""
         self.count += 1
         self.sum += value
         if value < self.min:

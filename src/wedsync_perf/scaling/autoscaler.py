@@ -168,7 +168,8 @@ class WeddingAutoscaler:
         readings = [
             MetricReading("rps_per_replica", seen.rps / max(seen.ready, 1), self.capacity_rps,
                           missing=seen.current - seen.ready),
-            MetricReading("cpu", seen.cpu, self.cpu_target, missing=seen.current - seen.ready),
+            MetricReading("cpu", seen.cpu, self.cpu_target, missing=seen.current - seen.ready,
+                          kind="Utilization"),
         ]  # fmt: skip
         if seen.p95_s is not None:
             readings.append(MetricReading("p95", seen.p95_s, self.p95_target_s))

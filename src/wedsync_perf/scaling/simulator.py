@@ -98,7 +98,8 @@ class HpaCpu(HpaRps):
     name: str = "hpa_cpu"
 
     def decide(self, seen: Observation) -> Decision:
-        reading = MetricReading("cpu", seen.cpu, self.target, missing=seen.current - seen.ready)
+        reading = MetricReading("cpu", seen.cpu, self.target, missing=seen.current - seen.ready,
+                                kind="Utilization")  # fmt: skip
         replicas, why = self.hpa.step(seen.now, seen.current, seen.ready, [reading])
         return Decision(replicas, why)
 
