@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-BENCHMARKS := import middleware accuracy fleet cache pool nplusone index fingerprint detection regression autoscale admission balancer e2e faults
+BENCHMARKS := import middleware accuracy fleet cache pool nplusone index fingerprint detection regression autoscale admission balancer e2e faults soak
 
 .PHONY: install tools chromium dashboard-assets demo test lint typecheck pytest bench $(BENCHMARKS:%=bench-%) clean
 

@@ -34,9 +34,7 @@ import os
 import random
 import sys
 import tempfile
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +47,10 @@ from benchmarks._common import (
     versions,
     write_result,
 )
+from benchmarks._timeline import REFUSALS, TimedStats, Timeline
 from wedsync_perf.calendar import Regime
 from wedsync_perf.loadgen.constant_rate import EncodedRequest, constant_rate, encode
-from wedsync_perf.loadgen.stats import EndpointStats, LoadStats
-from wedsync_perf.priorities import PriorityClass
+from wedsync_perf.loadgen.stats import LoadStats
 from wedsync_perf.testing import RedisProcess, free_port
 from wedsync_perf.traffic import MIX_BY_REGIME
 
@@ -67,63 +65,6 @@ VARIANTS = {
     "layer": ("wedsync_api.app:create_app", {"WEDSYNC_API_LAYER": "on"}),
     "plain": ("benchmarks._plain:create_plain_app", {"WEDSYNC_API_LAYER": "off"}),
 }
-REFUSALS = frozenset({429, 503})
-
-
-@dataclass
-class Timeline:
-    """Answers by completion second: statuses and latencies."""
-
-    started: float = field(default_factory=time.monotonic)
-    statuses: dict[int, dict[int, int]] = field(default_factory=dict)
-    latencies: dict[int, list[float]] = field(default_factory=dict)
-
-    def add(self, latency_s: float, status: int) -> None:
-        second = int(time.monotonic() - self.started)
-        by_status = self.statuses.setdefault(second, {})
-        by_status[status] = by_status.get(status, 0) + 1
-        self.latencies.setdefault(second, []).append(latency_s)
-
-    def seconds(self) -> list[dict[str, Any]]:
-        rows = []
-        for second in range(max(self.statuses, default=-1) + 1):
-            statuses = self.statuses.get(second, {})
-            latencies = sorted(self.latencies.get(second, []))
-            p95 = latencies[int(0.95 * (len(latencies) - 1))] * 1000 if latencies else None
-            rows.append({
-                "t": second,
-                "statuses": {str(s): n for s, n in sorted(statuses.items())},
-                "failed": sum(n for s, n in statuses.items() if failed(s)),
-                "p95_ms": round(p95, 1) if p95 is not None else None,
-            })  # fmt: skip
-        return rows
-
-
-def failed(status: int) -> bool:
-    return status == 0 or (status >= 500 and status not in REFUSALS)
-
-
-class TimedStats(LoadStats):
-    """LoadStats whose every answer also lands in a per-second `Timeline`."""
-
-    def __init__(self, timeline: Timeline) -> None:
-        super().__init__()
-        self.timeline = timeline
-
-    def endpoint(self, name: str, priority: PriorityClass) -> EndpointStats:
-        stats = self.endpoints.get(name)
-        if stats is None:
-            stats = self.endpoints[name] = _TimedEndpoint(name, priority)
-            stats.timeline = self.timeline
-        return stats
-
-
-class _TimedEndpoint(EndpointStats):
-    timeline: Timeline
-
-    def record(self, latency_s: float, status: int, ok: bool) -> None:
-        super().record(latency_s, status, ok)
-        self.timeline.add(latency_s, status)
 
 
 def recovery_s(rows: list[dict[str, Any]]) -> float | None:
