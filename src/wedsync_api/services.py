@@ -42,6 +42,7 @@ from wedsync_perf.keys import RedisKeys
 from wedsync_perf.monitoring.alerts import ThresholdRule, windowed_ratio
 from wedsync_perf.monitoring.monitor import Monitor
 from wedsync_perf.pipeline import ApiKeyAuthenticator, RateLimiter, RouteTable
+from wedsync_perf.redis_guard import RedisGuard, guard_from_settings
 from wedsync_perf.scaling.admission import AdaptiveLimit, AdmissionController
 from wedsync_perf.scaling.balancer import BalancedTransport
 from wedsync_perf.scaling.metrics import AdmissionCollector, BalancerCollector
@@ -73,12 +74,23 @@ class Services:
         self.perf = perf
         self._dsn = dsn
         layer_on = settings.layer == "on"
-        self.redis: redis_asyncio.Redis | None = (
-            redis_asyncio.Redis.from_url(settings.redis_url) if settings.redis_url else None
+        # One Redis client (bounded pool and timeouts) and one breaker for all its users.
+        self.redis_guard: RedisGuard | None = (
+            guard_from_settings(
+                settings.redis_url, perf, concurrent_requests=settings.admission_initial_limit
+            )
+            if settings.redis_url
+            else None
         )
+        self.redis: redis_asyncio.Redis | None = (
+            self.redis_guard.client if self.redis_guard else None
+        )
+        breaker = self.redis_guard.breaker if self.redis_guard else None
         self.keys = RedisKeys(perf.redis_prefix)  # every Redis key and channel
-        self.monitor = Monitor(perf, redis=self.redis)
-        self.cache = cache if cache is not None else build_cache(perf, redis=self.redis)
+        self.monitor = Monitor(perf, redis=self.redis, guard=self.redis_guard)
+        self.cache = (
+            cache if cache is not None else build_cache(perf, redis=self.redis, breaker=breaker)
+        )
         self.monitor.registry.register(CacheCollector(self.cache))
         self.responses: ResponseCache | None = ResponseCache(self.cache) if layer_on else None
         shared = self.cache if layer_on else None
@@ -88,7 +100,7 @@ class Services:
         self.monitor.add_section("queries", self.queries.report)
         self.monitor.add_section("query_cache", self._query_cache_figures)
         self.limiter = RateLimiter(
-            settings.rate_limit, settings.redis_url, self.redis, keys=self.keys
+            settings.rate_limit, settings.redis_url, self.redis, keys=self.keys, breaker=breaker
         )
         self.authenticator = ApiKeyAuthenticator(
             self._lookup_key, ttl_s=settings.auth_cache_seconds
@@ -141,7 +153,9 @@ class Services:
         for i, url in enumerate(settings.replicas, 1):
             replicas[f"replica-{i}"] = replica = await self._laned(url)
             stack.push_async_callback(replica.close)
-        positions = WritePositions(self.redis, keys=self.keys) if replicas else None
+        positions = (
+            WritePositions(self.redis, keys=self.keys, guard=self.redis_guard) if replicas else None
+        )
         self._router = router = ReplicaRouter(
             pool, replicas, positions, max_lag_s=settings.replica_max_lag_ms / 1000
         )
