@@ -168,9 +168,31 @@ class RedisProcess:
 
     def stop(self) -> None:
         if self._process is not None:
+            self.resume()  # a paused server cannot act on SIGTERM
             self._process.terminate()
             self._process.wait(10)
             self._process = None
+
+    def kill(self) -> None:
+        """SIGKILL: the server vanishes mid-whatever, as in a crash or an OOM kill."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(10)
+            self._process = None
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open and nothing answers (a hung server)."""
+        import signal
+
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after `pause` (harmless otherwise)."""
+        import signal
+
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
 
 
 _MONITOR_LINE = re.compile(rb"^\+\d+\.\d+ \[\d+ [^\]]*\] (.*)$")
