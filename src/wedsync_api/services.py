@@ -99,6 +99,8 @@ class Services:
         self.queries = QueryTracker()  # per-route statements, N+1
         self.monitor.add_section("queries", self.queries.report)
         self.monitor.add_section("query_cache", self._query_cache_figures)
+        if self.redis_guard is not None:
+            self.monitor.add_section("redis", self._redis_figures)
         self.limiter = RateLimiter(
             settings.rate_limit, settings.redis_url, self.redis, keys=self.keys, breaker=breaker
         )
@@ -252,6 +254,14 @@ class Services:
         total = hits + misses
         return {"hits": hits, "misses": misses,
                 "hit_ratio": round(hits / total, 3) if total else None}  # fmt: skip
+
+    def _redis_figures(self) -> dict[str, Any]:
+        assert self.redis_guard is not None  # the section exists only with Redis
+        bus, publisher = self.cache.bus, self.monitor.publisher
+        return {**self.redis_guard.report(),
+                "bus_connected": bus.connected.is_set() if bus is not None else None,
+                "fleet_flush_failures": publisher.failures if publisher is not None else None,
+                "alert_lease": self.monitor.alerts.lease}  # fmt: skip
 
     def _add_alert_rules(self, pool: LanedPool, router: ReplicaRouter) -> None:
         """The app's own threshold rules: what only it can measure."""

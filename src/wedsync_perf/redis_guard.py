@@ -47,6 +47,12 @@ class RedisGuard:
         """False while the breaker is open or its probe is out."""
         return self.breaker.state is BreakerState.CLOSED
 
+    def report(self) -> dict[str, Any]:
+        """For `/perf/stats`: the breaker, and the pool's bound."""
+        pool = getattr(self.client, "connection_pool", None)
+        return {"breaker": self.breaker.state.value, "opened": self.breaker.opened,
+                "max_connections": getattr(pool, "max_connections", None)}  # fmt: skip
+
     async def call(
         self,
         operation: str,

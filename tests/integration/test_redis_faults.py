@@ -142,6 +142,10 @@ async def test_the_api_through_a_redis_fault(
             assert not services.redis_guard.available  # one breaker, open for every user
             assert services.limiter.breaker is services.redis_guard.breaker
             assert services.limiter.fallbacks > 0
+            stats = (await services.monitor.summary(60.0))["redis"]  # as /perf/stats shows it
+            assert stats["breaker"] != "closed"
+            assert stats["bus_connected"] is False
+            assert stats["alert_lease"] == "unavailable"
         finally:
             mend(private_redis)
         await back_on_redis(client, services, paths)
