@@ -25,8 +25,9 @@ import redis.asyncio as redis_asyncio
 from tests.conftest import api_settings, key_for, running
 from wedsync_api.app import create_app, services_of
 from wedsync_api.services import Services
-from wedsync_perf.caching import InvalidationBus, LocalTier
+from wedsync_perf.caching import Cache, InvalidationBus, LocalTier, RedisBackend
 from wedsync_perf.keys import RedisKeys
+from wedsync_perf.redis_client import create_redis
 from wedsync_perf.settings import PerfSettings, load_settings
 from wedsync_perf.testing import RedisProcess
 
@@ -198,4 +199,27 @@ async def test_the_bus_turns_the_local_tier_off_while_redis_is_hung_or_gone(
         await eventually(connected, "the bus back after a restart")
     finally:
         await bus.stop()
+        await client.aclose()
+
+
+async def test_an_invalidation_redis_did_not_take_is_sent_again_once_it_answers(
+    private_redis: RedisProcess,
+) -> None:
+    client = create_redis(private_redis.url, max_connections=4)
+    writer = Cache(RedisBackend(client), secret=b"s" * 16, keys=RedisKeys("inv"))
+    other = Cache(RedisBackend(client), secret=b"s" * 16, keys=RedisKeys("inv"))  # a peer
+    try:
+        await writer.set("k", "v1", tenant=1, tags=["w"])
+        assert await other.get("k", tenant=1) == "v1"
+        private_redis.pause()
+        try:
+            async with asyncio.timeout(HANG_GUARD_S):
+                await writer.invalidate("w", tenant=1)  # the bump times out: kept
+        finally:
+            private_redis.resume()
+        # The entry survived the pause; the writer never serves it again, and its first
+        # read after Redis answers sends the invalidation, for every process.
+        assert await writer.get("k", tenant=1) is None
+        assert await other.get("k", tenant=1) is None
+    finally:
         await client.aclose()
