@@ -151,8 +151,8 @@ class InvalidationBus:
         self._loop.start()
 
     async def stop(self) -> None:
-        # A flag besides the cancellation: redis-py can swallow a cancellation that
-        # arrives while it reconnects a subscription, and the loop must end anyway.
+        # A flag besides the cancellation: one was seen lost inside redis-py (8.1)
+        # after a killed subscription, and the loop must end anyway.
         self._stopping = True
         await self._loop.stop()
         self._stopping = False
@@ -197,9 +197,9 @@ class InvalidationBus:
     async def _receive(self, pubsub: Any) -> None:
         """Apply messages until the subscription fails or falls silent (rule 5).
 
-        The read blocks without a timeout of its own (a timed read can drop what
-        arrived as it expired); this loop watches it, and PINGs so that a live
-        server always has something to say."""
+        The read blocks without a timeout of its own, as `listen()` does (redis-py
+        drops a reply that completes just as a timed read expires); this loop watches
+        it, and PINGs so that a live server always has something to say."""
         self._heard = time.monotonic()
         reader = asyncio.create_task(self._read(pubsub), name="wedsync-perf-cache-bus-read")
         try:
