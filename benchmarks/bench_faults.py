@@ -8,7 +8,7 @@ worker on a seeded database (scale 0.2) using it, the wedding-Saturday mix offer
 open-loop by `constant_rate` at `BASE_RPS` for `TRIAL_S` seconds, the fault from
 `FAULT_AT_S` to `FAULT_END_S`:
 
-* `redis_kill`: the Redis process terminated, started again (empty) at the end;
+* `redis_kill`: the Redis process killed (SIGKILL), started again (empty) at the end;
 * `redis_pause`: SIGSTOP, then SIGCONT (a hung Redis: connections stay open);
 * `overload`: the offered rate raised to `OVERLOAD_RPS`, above either server's capacity;
 * `storm`: 500 extra connections opened beside the load, each sending half a request
@@ -157,7 +157,7 @@ async def fault_actions(
     if trial == "redis_kill":
 
         async def kill() -> None:
-            redis.stop()
+            redis.kill()
 
         async def restart() -> None:
             redis.start()

@@ -46,6 +46,7 @@ from wedsync_perf.monitoring.monitor import Monitor
 from wedsync_perf.pipeline import ApiKeyAuthenticator, RateLimiter, RouteTable
 from wedsync_perf.pipeline.deadline import Deadlines
 from wedsync_perf.priorities import PriorityClass
+from wedsync_perf.redis_guard import RedisGuard, guard_from_settings
 from wedsync_perf.scaling.admission import AdaptiveLimit, AdmissionController
 from wedsync_perf.scaling.balancer import BalancedTransport
 from wedsync_perf.scaling.critical_queue import CriticalQueue
@@ -78,12 +79,23 @@ class Services:
         self.perf = perf
         self._dsn = dsn
         layer_on = settings.layer == "on"
-        self.redis: redis_asyncio.Redis | None = (
-            redis_asyncio.Redis.from_url(settings.redis_url) if settings.redis_url else None
+        # One Redis client (bounded pool and timeouts) and one breaker for all its users.
+        self.redis_guard: RedisGuard | None = (
+            guard_from_settings(
+                settings.redis_url, perf, concurrent_requests=settings.admission_initial_limit
+            )
+            if settings.redis_url
+            else None
         )
+        self.redis: redis_asyncio.Redis | None = (
+            self.redis_guard.client if self.redis_guard else None
+        )
+        breaker = self.redis_guard.breaker if self.redis_guard else None
         self.keys = RedisKeys(perf.redis_prefix)  # every Redis key and channel
-        self.monitor = Monitor(perf, redis=self.redis)
-        self.cache = cache if cache is not None else build_cache(perf, redis=self.redis)
+        self.monitor = Monitor(perf, redis=self.redis, guard=self.redis_guard)
+        self.cache = (
+            cache if cache is not None else build_cache(perf, redis=self.redis, breaker=breaker)
+        )
         self.monitor.registry.register(CacheCollector(self.cache))
         self.responses: ResponseCache | None = ResponseCache(self.cache) if layer_on else None
         shared = self.cache if layer_on else None
@@ -92,8 +104,10 @@ class Services:
         self.queries = QueryTracker()  # per-route statements, N+1
         self.monitor.add_section("queries", self.queries.report)
         self.monitor.add_section("query_cache", self._query_cache_figures)
+        if self.redis_guard is not None:
+            self.monitor.add_section("redis", self._redis_figures)
         self.limiter = RateLimiter(
-            settings.rate_limit, settings.redis_url, self.redis, keys=self.keys
+            settings.rate_limit, settings.redis_url, self.redis, keys=self.keys, breaker=breaker
         )
         self.authenticator = ApiKeyAuthenticator(
             self._lookup_key, ttl_s=settings.auth_cache_seconds
@@ -116,7 +130,10 @@ class Services:
                 PriorityClass.BULK: settings.deadline_bulk_ms / 1000,
             })  # fmt: skip
             self.monitor.add_section("deadlines", lambda: {"expired": deadlines.expired})
-        self.data_dir: Path = perf.data_dir if perf.data_dir.exists() else perf.data_dir.parent
+        # Readiness reports the disk the data dir is on, which need not exist yet.
+        self.data_dir: Path = next(
+            (d for d in (perf.data_dir, *perf.data_dir.parents) if d.exists()), Path("/")
+        )
         self.routes = RouteTable()  # the app's, once compiled (see create_app)
         self.vendors_client: httpx.AsyncClient | None = None
         self._pool: LanedPool | None = None
@@ -158,7 +175,9 @@ class Services:
         for i, url in enumerate(settings.replicas, 1):
             replicas[f"replica-{i}"] = replica = await self._laned(url)
             stack.push_async_callback(replica.close)
-        positions = WritePositions(self.redis, keys=self.keys) if replicas else None
+        positions = (
+            WritePositions(self.redis, keys=self.keys, guard=self.redis_guard) if replicas else None
+        )
         self._router = router = ReplicaRouter(
             pool, replicas, positions, max_lag_s=settings.replica_max_lag_ms / 1000
         )
@@ -267,6 +286,14 @@ class Services:
         total = hits + misses
         return {"hits": hits, "misses": misses,
                 "hit_ratio": round(hits / total, 3) if total else None}  # fmt: skip
+
+    def _redis_figures(self) -> dict[str, Any]:
+        assert self.redis_guard is not None  # the section exists only with Redis
+        bus, publisher = self.cache.bus, self.monitor.publisher
+        return {**self.redis_guard.report(),
+                "bus_connected": bus.connected.is_set() if bus is not None else None,
+                "fleet_flush_failures": publisher.failures if publisher is not None else None,
+                "alert_lease": self.monitor.alerts.lease}  # fmt: skip
 
     def _add_alert_rules(self, pool: LanedPool, router: ReplicaRouter) -> None:
         """The app's own threshold rules: what only it can measure."""

@@ -90,6 +90,27 @@ class PerfSettings(BaseSettings):
     redis_prefix: str = Field(
         "wsp", pattern=PREFIX_PATTERN, description="Prefix of every Redis key and channel."
     )
+    redis_max_connections: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="Redis connections per process; unset: the admission limit plus a few.",
+    )
+    redis_pool_timeout_ms: float = Field(
+        50.0, ge=0, le=5000, description="Wait for a free Redis connection, then a miss (ms)."
+    )
+    redis_connect_timeout_ms: float = Field(
+        250.0, gt=0, le=10_000, description="Bound on opening a Redis connection (ms)."
+    )
+    redis_socket_timeout_ms: float = Field(
+        250.0, gt=0, le=60_000, description="Bound on one Redis reply (ms)."
+    )
+    redis_health_check_s: float = Field(
+        10.0, ge=0, le=3600, description="PING a Redis connection idle this long before use."
+    )
+    redis_breaker_cooldown_s: float = Field(
+        1.0, gt=0, le=60, description="After Redis failed, how long every user skips it (s)."
+    )
     fleet: str = Field(
         "default", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Fleet name (one per deployment)."
     )

@@ -166,25 +166,33 @@ class RedisProcess:
             time.sleep(0.02)
         raise RuntimeError(f"redis-server did not listen on {self.port} within {timeout_s} s")
 
+    def stop(self) -> None:
+        if self._process is not None:
+            self.resume()  # a paused server cannot act on SIGTERM
+            self._process.terminate()
+            self._process.wait(10)
+            self._process = None
+
+    def kill(self) -> None:
+        """SIGKILL: the server vanishes mid-whatever, as in a crash or an OOM kill."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(10)
+            self._process = None
+
     def pause(self) -> None:
-        """SIGSTOP: a hung Redis (connections stay open, nothing answers)."""
+        """SIGSTOP: connections stay open and nothing answers (a hung server)."""
         import signal
 
         if self._process is not None:
             self._process.send_signal(signal.SIGSTOP)
 
     def resume(self) -> None:
+        """SIGCONT after `pause` (harmless otherwise)."""
         import signal
 
         if self._process is not None:
             self._process.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self.resume()  # a paused process would not act on SIGTERM
-            self._process.terminate()
-            self._process.wait(10)
-            self._process = None
 
 
 _MONITOR_LINE = re.compile(rb"^\+\d+\.\d+ \[\d+ [^\]]*\] (.*)$")

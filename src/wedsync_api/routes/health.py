@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 
 from wedsync_api.deps import ServicesDep
 from wedsync_api.services import Services
+from wedsync_perf.errors import BackendUnavailable
 from wedsync_perf.priorities import PriorityClass, declare
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -50,6 +51,8 @@ async def _timed(name: str, check: Callable[[], Awaitable[object]]) -> tuple[str
         status, output = "pass", None
     except TimeoutError:
         status, output = "warn", f"no answer within {CHECK_TIMEOUT_S:g} s"
+    except BackendUnavailable as exc:  # our own message (no address): say why
+        status, output = "warn", str(exc)
     except Exception as exc:  # unreachable: degraded, but not this instance's fault
         status, output = "warn", type(exc).__name__
     result: dict[str, Any] = {
@@ -69,13 +72,36 @@ async def ready(services: ServicesDep) -> JSONResponse:
     checks: list[Awaitable[tuple[str, dict[str, Any]]]] = [
         _timed("postgresql:responseTime", lambda: state.pool.fetchval("SELECT 1"))
     ]
-    if state.redis is not None:
-        checks.append(_timed("redis:responseTime", state.redis.ping))
+    guard = state.redis_guard
+    if guard is not None:  # through the shared breaker: nothing to wait for while it is open
+        checks.append(_timed("redis:responseTime", lambda: guard.call("ping", guard.client.ping)))
     results = list(await asyncio.gather(*checks))
+    results += _redis_users(state)
     results += _local_checks(state)
     statuses = {r["status"] for _, r in results}
     status = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
     return _health(status, {name: [result] for name, result in results})
+
+
+def _redis_users(state: Services) -> list[tuple[str, dict[str, Any]]]:
+    """What runs on Redis besides requests: degraded (`warn`) while it cannot reach it."""
+    checks: list[tuple[str, dict[str, Any]]] = []
+    bus = state.cache.bus
+    if bus is not None:  # down: the in-process cache tier is off
+        checks.append(("redis:invalidationBus", {
+            "componentType": "component", "observedValue": bus.reconnects,
+            "observedUnit": "reconnects", "status": "pass" if bus.connected.is_set() else "warn"}))  # fmt: skip
+    publisher = state.monitor.publisher
+    if publisher is not None:  # failing: the fleet view lacks this instance's windows
+        checks.append(("redis:fleetFlush", {
+            "componentType": "component", "observedValue": publisher.failures,
+            "observedUnit": "failures", "status": "warn" if publisher.degraded else "pass"}))  # fmt: skip
+    if state.monitor.store is not None:  # unavailable: every instance notifies
+        lease = state.monitor.alerts.lease
+        checks.append(("redis:alertLease", {
+            "componentType": "component", "observedValue": lease,
+            "status": "warn" if lease == "unavailable" else "pass"}))  # fmt: skip
+    return checks
 
 
 def _level(value: float, warn: float, fail: float) -> str:

@@ -61,12 +61,17 @@ def parse_keyring(text: str) -> Keyring:
 
 
 def build_cache(
-    settings: PerfSettings, *, redis: Any = None, policy: CachePolicy | None = None
+    settings: PerfSettings,
+    *,
+    redis: Any = None,
+    policy: CachePolicy | None = None,
+    breaker: CircuitBreaker | None = None,
 ) -> Cache:
     """Redis backend + coherent L1 when `redis` is given, else the in-process backend.
 
     A shared backend needs `WEDSYNC_PERF_CACHE_SECRET` (every process must name keys
-    alike); the in-process one makes up its own.
+    alike); the in-process one makes up its own. `breaker`: the one every user of this
+    Redis shares (`RedisGuard.breaker`); unset, the cache has its own.
     """
     secret_value = settings.cache_secret.get_secret_value() if settings.cache_secret else None
     if redis is not None and not secret_value:
@@ -89,5 +94,6 @@ def build_cache(
         local=local,
         bus=InvalidationBus(redis, local, keys),
         timeout_s=settings.cache_timeout_ms / 1000,
+        breaker=breaker,
         keys=keys,
     )

@@ -9,6 +9,13 @@ probability e^(−t/(δβ)) (XFetch, Vattani et al. 2015); expired values within
 class's stale window are served while one refresh runs. A value that fails to open or
 parse is a miss plus a counter. A backend that errs or is slow is skipped (circuit
 breaker, bounded timeouts): the cache never fails a request.
+
+An invalidation or delete the backend did not take (Redis down, hung, its breaker
+open) is kept and sent again before this cache's next backend read or invalidation
+goes through; until then this process treats what it names as a miss. Other processes
+may read such an entry from Redis until the replay (this process's first call after
+Redis answers again), or, if this process is gone first, until the entry's TTL. At
+most `_MAX_UNSENT` names are kept, oldest dropped first (then the TTL is the bound).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from wedsync_perf.breaker import CircuitBreaker
+from wedsync_perf.breaker import BreakerState, CircuitBreaker
 from wedsync_perf.caching import serialization
 from wedsync_perf.caching.backends import Backend
 from wedsync_perf.caching.crypto import KeyNamer, Keyring, SealError
@@ -50,6 +57,7 @@ class _Failed:
 
 _FAILED = _Failed()
 _POLL_S = 0.01
+_MAX_UNSENT = 10_000
 
 
 @dataclass
@@ -115,6 +123,10 @@ class Cache:
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._refreshing: set[str] = set()  # one background refresh per key
+        # Tag keys / entry names the backend has not taken yet, oldest first (see above).
+        self._unsent_tags: dict[str, None] = {}
+        self._unsent_keys: dict[str, None] = {}
+        self._replaying = False
         self._rng = random.Random()
 
     # -- lifecycle ----------------------------------------------------------------
@@ -201,7 +213,8 @@ class Cache:
         entry = self.names.entry(tenant, key)
         if self.local is not None:
             self.local.drop_keys([entry])
-        await self._call(self.backend.delete(entry))
+        if isinstance(await self._call(self.backend.delete(entry)), _Failed):
+            self._keep_unsent(self._unsent_keys, [entry])
         if self.local is not None:
             self.local.drop_keys([entry])
         if self.bus is not None:
@@ -216,7 +229,11 @@ class Cache:
             return
         if self.local is not None:
             self.local.drop_tags(tag_keys)
-        await self._call(self.backend.bump(tag_keys, self.policy.longest_ttl_s))
+        await self._replay_unsent()
+        if isinstance(
+            await self._call(self.backend.bump(tag_keys, self.policy.longest_ttl_s)), _Failed
+        ):
+            self._keep_unsent(self._unsent_tags, tag_keys)
         if self.local is not None:
             self.local.drop_tags(tag_keys)  # again: a fill that raced the bump is dropped
         if self.bus is not None:
@@ -328,6 +345,11 @@ class Cache:
                 if hit:
                     counters.hits_local += 1
                     return True, value
+        if self._unsent_tags or self._unsent_keys:
+            await self._replay_unsent()
+            if entry in self._unsent_keys:
+                counters.misses += 1
+                return False, None
         blob = await self._call(self.backend.get(entry), data_class)
         if isinstance(blob, _Failed) or blob is None:
             counters.misses += 1
@@ -346,6 +368,9 @@ class Cache:
             counters.corrupt += 1
             counters.misses += 1
             await self._call(self.backend.delete(entry), data_class)
+            return False, None
+        if self._unsent_tags and any(tag in self._unsent_tags for tag, _ in envelope.tags):
+            counters.misses += 1  # invalidated here, not yet in the backend
             return False, None
         now_ms = self._clock() * 1000
         remaining_ms = envelope.expires_ms - now_ms
@@ -369,6 +394,45 @@ class Cache:
         if local is not None:
             local.put(entry, value, remaining_ms / 1000, tuple(t for t, _ in envelope.tags), seen)
         return True, value
+
+    def _keep_unsent(self, unsent: dict[str, None], names: Iterable[str]) -> None:
+        for name in names:
+            unsent.pop(name, None)
+            unsent[name] = None
+        while len(unsent) > _MAX_UNSENT:
+            dropped = next(iter(unsent))
+            del unsent[dropped]
+            _log.warning("cache: an unsent invalidation was dropped (its entries expire)")
+
+    async def _replay_unsent(self) -> None:
+        """Send what the backend did not take, one replay at a time; keep what fails.
+        Only while the breaker is closed: its probe is a caller's own call."""
+        if self._replaying or not (self._unsent_tags or self._unsent_keys):
+            return
+        if self.breaker.state is not BreakerState.CLOSED:
+            return
+        self._replaying = True
+        try:
+            tags, keys = list(self._unsent_tags), list(self._unsent_keys)
+            if tags:
+                keep_s = self.policy.longest_ttl_s
+                if isinstance(await self._call(self.backend.bump(tags, keep_s)), _Failed):
+                    return
+                for tag in tags:
+                    self._unsent_tags.pop(tag, None)
+            if keys:
+                if isinstance(await self._call(self._delete_all(keys)), _Failed):
+                    return
+                for key in keys:
+                    self._unsent_keys.pop(key, None)
+            if self.bus is not None:  # other processes' L1 (off while the bus was down)
+                await self._call(self.bus.publish(keys=keys, tags=tags))
+        finally:
+            self._replaying = False
+
+    async def _delete_all(self, entries: Sequence[str]) -> None:
+        for entry in entries:
+            await self.backend.delete(entry)
 
     def _refresh_later(
         self,

@@ -11,9 +11,17 @@ Rules that bound staleness (each one closes a hole cashews' two-tier mode has):
    if any invalidation arrived in between, the fill is dropped — an old value fetched
    just before an invalidation cannot be inserted just after it.
 4. Every L1 entry also has a short maximum age (`max_age_s`), a last-resort bound.
+5. "Connected" means *heard from*: the subscriber PINGs through its subscription every
+   `heartbeat_s` and counts as disconnected when nothing (message or PONG) arrived for
+   `2 × heartbeat_s`. A hung Redis (SIGSTOP) keeps the socket open and says nothing;
+   without this the L1 would go on serving what other processes can no longer
+   invalidate. The subscription's connection never retries by itself
+   (`subscriber_client`): a silent resubscribe would hide a gap.
 
 The bound for another process is the pub/sub delivery time (measured in
-`make bench-cache`) and never more than `max_age_s`.
+`make bench-cache`) and never more than `max_age_s`. While the bus is down the L1 is
+off and empty; an invalidation this process could not hear is served stale here at
+most `2 × heartbeat_s` (the time to notice), and never more than `max_age_s`.
 """
 
 from __future__ import annotations
@@ -28,11 +36,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
+from redis.asyncio import Redis
 
 from wedsync_perf.background import BackgroundLoop
 from wedsync_perf.caching.redis_errors import unavailable
-from wedsync_perf.errors import BackendUnavailable
+from wedsync_perf.errors import BackendUnavailable, InvalidValue
 from wedsync_perf.keys import RedisKeys
+from wedsync_perf.redis_client import subscriber_client
 
 __all__ = ["InvalidationBus", "LocalTier"]
 
@@ -110,14 +120,24 @@ class LocalTier:
 class InvalidationBus:
     """Redis pub/sub carrying "these keys / tags changed" between processes."""
 
-    def __init__(self, redis: Any, local: LocalTier, keys: RedisKeys) -> None:
+    def __init__(
+        self, redis: Any, local: LocalTier, keys: RedisKeys, *, heartbeat_s: float = 1.0
+    ) -> None:
+        """`redis` publishes; the subscription gets a connection of its own
+        (`subscriber_client(redis)`) from `start()` to `stop()`."""
+        if heartbeat_s <= 0:
+            raise InvalidValue("heartbeat_s", heartbeat_s, "a positive number of seconds")
         self.redis = redis
         self.local = local
         self.channel = keys.invalidation_channel()
         self.instance = uuid.uuid4().hex[:12]
+        self.heartbeat_s = heartbeat_s
+        self._subscriber: Redis | None = None
         self._loop = BackgroundLoop(self._listen, "wedsync-perf-cache-bus")
         self.connected = asyncio.Event()
         self.reconnects = 0
+        self._heard = 0.0  # when the subscription last delivered anything (monotonic)
+        self._stopping = False
 
     async def publish(self, keys: Iterable[str] = (), tags: Iterable[str] = ()) -> None:
         """Raises `BackendUnavailable` when Redis fails."""
@@ -126,11 +146,20 @@ class InvalidationBus:
             await self.redis.publish(self.channel, message)
 
     def start(self) -> None:
+        if self._subscriber is None:
+            self._subscriber = subscriber_client(self.redis)
         self._loop.start()
 
     async def stop(self) -> None:
+        # A flag besides the cancellation: one was seen lost inside redis-py (8.1)
+        # after a killed subscription, and the loop must end anyway.
+        self._stopping = True
         await self._loop.stop()
+        self._stopping = False
         self._offline()
+        if self._subscriber is not None:
+            await self._subscriber.aclose()
+            self._subscriber = None
 
     def _offline(self) -> None:
         self.local.enabled = False
@@ -138,9 +167,10 @@ class InvalidationBus:
         self.connected.clear()
 
     async def _listen(self) -> None:
+        assert self._subscriber is not None  # set by start()
         delay = 0.05
-        while True:
-            pubsub = self.redis.pubsub()
+        while not self._stopping:
+            pubsub: Any = self._subscriber.pubsub()  # redis-py's PubSub is untyped
             try:
                 with unavailable("subscribe"):
                     await pubsub.subscribe(self.channel)
@@ -151,10 +181,7 @@ class InvalidationBus:
                 self.connected.set()
                 delay = 0.05
                 with unavailable("pubsub read"):
-                    async for message in pubsub.listen():
-                        if message.get("type") != "message":
-                            continue
-                        self._apply(message.get("data"))
+                    await self._receive(pubsub)
             except BackendUnavailable as exc:  # connection lost: stop serving L1 until back
                 _log.warning("cache invalidation bus disconnected: %s", exc)
             except Exception:  # not the connection: a bug, logged in full; retried the same
@@ -166,6 +193,36 @@ class InvalidationBus:
             self.reconnects += 1
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    async def _receive(self, pubsub: Any) -> None:
+        """Apply messages until the subscription fails or falls silent (rule 5).
+
+        The read blocks without a timeout of its own, as `listen()` does (redis-py
+        drops a reply that completes just as a timed read expires); this loop watches
+        it, and PINGs so that a live server always has something to say."""
+        self._heard = time.monotonic()
+        reader = asyncio.create_task(self._read(pubsub), name="wedsync-perf-cache-bus-read")
+        try:
+            while not self._stopping:
+                done, _ = await asyncio.wait([reader], timeout=self.heartbeat_s)
+                if done:
+                    reader.result()  # the read failed: raise its error
+                silent = time.monotonic() - self._heard
+                if silent > 2 * self.heartbeat_s:
+                    raise BackendUnavailable(f"redis pubsub silent for {silent:.1f} s")
+                await pubsub.ping()
+        finally:
+            reader.cancel()  # bounded wait, not `await reader`: see stop()
+            await asyncio.wait([reader], timeout=self.heartbeat_s)
+            if reader.done() and not reader.cancelled():
+                reader.exception()  # raised above, or superseded by what is raised
+
+    async def _read(self, pubsub: Any) -> None:
+        while True:
+            message = await pubsub.get_message(timeout=None)
+            self._heard = time.monotonic()
+            if message is not None and message.get("type") == "message":
+                self._apply(message.get("data"))
 
     def _apply(self, data: Any) -> None:
         try:

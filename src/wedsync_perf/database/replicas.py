@@ -38,6 +38,7 @@ from wedsync_perf.database.pool import LanedPool
 from wedsync_perf.errors import InvalidValue
 from wedsync_perf.keys import RedisKeys
 from wedsync_perf.priorities import PriorityClass
+from wedsync_perf.redis_guard import RedisGuard
 
 __all__ = ["ReplicaRouter", "ReplicaState", "WritePositions"]
 
@@ -67,10 +68,22 @@ class WritePositions:
     must not be compared with the old ones. `ttl_s` bounds memory for tenants that stop
     writing; it must exceed any lag a replica may have and still be used, which
     `ReplicaRouter` checks against its `max_lag_s`.
+
+    Both calls go through `guard` (the process's shared breaker and per-call bound;
+    unset, one of their own) and raise `BackendUnavailable` when Redis does not answer:
+    the router then reads from the primary.
     """
 
-    def __init__(self, redis: Any, *, keys: RedisKeys, ttl_s: int = 86_400) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        keys: RedisKeys,
+        ttl_s: int = 86_400,
+        guard: RedisGuard | None = None,
+    ) -> None:
         self.redis = redis
+        self.guard = guard or RedisGuard(redis)
         self.keys = keys
         self.ttl_s = ttl_s
         self.cluster: str | None = None  # the primary's, read by ReplicaRouter.refresh()
@@ -82,10 +95,14 @@ class WritePositions:
         return self.keys.write_position(self.cluster, tenant)
 
     async def record(self, tenant: int, lsn: int) -> None:
-        await self._keep_max(keys=[self._key(tenant)], args=[f"{lsn:016x}", self.ttl_s])
+        key = self._key(tenant)
+        await self.guard.call(
+            "write position", lambda: self._keep_max(keys=[key], args=[f"{lsn:016x}", self.ttl_s])
+        )
 
     async def last(self, tenant: int) -> int | None:
-        raw = await self.redis.get(self._key(tenant))
+        key = self._key(tenant)
+        raw = await self.guard.call("read position", lambda: self.redis.get(key))
         return None if raw is None else int(raw, 16)
 
 

@@ -4,7 +4,10 @@ notifier.
 
 With a fleet store (Redis), windows come from the fleet view, and only one process —
 the holder of a short Redis lease, renewed each round — notifies, so five workers do
-not send five pages. The others still evaluate, for their dashboards.
+not send five pages. The others still evaluate, for their dashboards. While Redis does
+not answer (each lease call bounded by the fleet store's guard, nothing at all while
+its breaker is open) every process notifies: duplicate pages beat none, and
+`report()["lease"]` says "unavailable".
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class AlertEvaluator:
         self.clock = clock
         self.resend_s = resend_s
         self.leader = store is None
+        self.lease = "none" if store is None else "unknown"  # held, elsewhere, unavailable
         self._lease_id = uuid.uuid4().hex
         self._last_resend = 0.0
         self._loop = BackgroundLoop(self._run, "wedsync-perf-alerts")
@@ -105,19 +109,29 @@ class AlertEvaluator:
         """Hold (or take) the notification lease; True when this process holds it."""
         if self.store is None:
             return True
-        key = self.store.lease_key()
-        ttl_ms = int(self.recorder.window_s * 3000)
-        redis = self.store.redis
+        store = self.store
         try:
-            if await redis.set(key, self._lease_id, nx=True, px=ttl_ms):
-                return True
-            holder = await redis.get(key)
-            if holder is not None and holder.decode() == self._lease_id:
-                await redis.pexpire(key, ttl_ms)
-                return True
-            return False
-        except Exception:  # cannot coordinate: notify rather than stay silent
+            held = await store.guard.call(
+                "alert lease", lambda: self._hold(store), timeout_s=store.timeout_s
+            )
+        except Exception as exc:  # cannot coordinate: notify rather than stay silent
+            self.lease = "unavailable"
+            _log.debug("alert lease unavailable (%s): notifying", type(exc).__name__)
             return True
+        self.lease = "held" if held else "elsewhere"
+        return held
+
+    async def _hold(self, store: FleetStore) -> bool:
+        key = store.lease_key()
+        ttl_ms = int(self.recorder.window_s * 3000)
+        redis = store.redis
+        if await redis.set(key, self._lease_id, nx=True, px=ttl_ms):
+            return True
+        holder = await redis.get(key)
+        if holder is not None and holder.decode() == self._lease_id:
+            await redis.pexpire(key, ttl_ms)
+            return True
+        return False
 
     async def evaluate(self, now: float | None = None) -> list[Alert]:
         """One round; returns the alerts that fired or resolved in it."""
@@ -158,6 +172,7 @@ class AlertEvaluator:
             "active": [a.as_dict() for a in self.engine.active()],
             "recently_resolved": [a.as_dict() for a in list(self.engine.resolved)[-10:]],
             "leader": self.leader,
+            "lease": self.lease,
             "notifications": None
             if self.notifier is None
             else {"sent": self.notifier.sent, "dropped": self.notifier.dropped},

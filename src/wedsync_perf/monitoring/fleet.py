@@ -9,6 +9,10 @@ pipeline to one node.
 Merging is exact (sketches add bin by bin): the fleet p99 is the p99 of every request of
 every worker, within the sketch's 1 %.
 
+Every store call goes through a `RedisGuard` (the process's shared breaker, a bound of
+`timeout_s` per call) and raises `BackendUnavailable` when Redis does not answer; the
+publisher counts that and carries on, readers fall back to this process's windows.
+
 Closed windows also feed a per-day hash of request counts per UTC hour and priority
 class (`RedisKeys.fleet_hourly`, kept 400 days): the hour-of-week profile capacity
 planning reads.
@@ -31,6 +35,7 @@ from wedsync_perf.errors import InvalidValue
 from wedsync_perf.keys import RedisKeys
 from wedsync_perf.monitoring.recorder import Recorder, Window
 from wedsync_perf.monitoring.series import SeriesKey, SeriesStats
+from wedsync_perf.redis_guard import RedisGuard
 
 __all__ = ["FleetPublisher", "FleetStore", "RedisLike", "hour_of_week_profile"]
 
@@ -66,8 +71,14 @@ class FleetStore:
         fleet: str = "default",
         instance_id: str | None = None,
         settle_s: float = 30.0,
+        guard: RedisGuard | None = None,
+        timeout_s: float = 1.0,
     ) -> None:
+        """`guard`: the process's shared one (else the store's own, over `redis`);
+        `timeout_s` bounds each call, a flush or a read of the view."""
         self.redis = redis
+        self.guard = guard or RedisGuard(redis)
+        self.timeout_s = timeout_s
         self.settle_s = settle_s
         self.edges = tuple(edges)
         self.window_s = window_s
@@ -117,8 +128,11 @@ class FleetStore:
                 pipe.hincrbyfloat(day_key, f"{moment.hour}:seconds", self.window_s)
                 pipe.expire(day_key, _HOURLY_TTL_S)
         if fields or closed:
-            await pipe.execute()
+            await self._execute("fleet flush", pipe)
         return fields
+
+    async def _execute(self, operation: str, pipe: Any) -> Any:
+        return await self.guard.call(operation, pipe.execute, timeout_s=self.timeout_s)
 
     def settled(self, start: float, now: float) -> bool:
         """True once no publisher may still write this window (see `FleetPublisher`)."""
@@ -160,7 +174,7 @@ class FleetStore:
         pipe = self.redis.pipeline(transaction=False)
         for start in starts:
             pipe.hgetall(self.window_key(start))
-        replies = await pipe.execute()
+        replies = await self._execute("fleet read", pipe)
         windows: list[Window] = []
         for start, reply in zip(starts, replies, strict=True):
             if not reply:
@@ -178,6 +192,11 @@ class FleetStore:
         the next read tries again. Keeps the fleet view's read time flat however many
         short-lived workers wrote to a window. Returns True when it compacted.
         """
+        return await self.guard.call(
+            "fleet compact", lambda: self._compact(start), timeout_s=self.timeout_s
+        )
+
+    async def _compact(self, start: float) -> bool:
         from redis.exceptions import WatchError
 
         key = self.window_key(start)
@@ -213,7 +232,7 @@ class FleetStore:
         pipe = self.redis.pipeline(transaction=False)
         for day in days:
             pipe.hgetall(self.hourly_key(day))
-        replies = await pipe.execute()
+        replies = await self._execute("fleet profile", pipe)
         result: dict[str, dict[str, float]] = {}
         for day, reply in zip(days, replies, strict=True):
             result[day] = {
@@ -260,6 +279,13 @@ class FleetPublisher:
         self._closed_seen = 0.0  # newest window already added to the hourly profile
         self.failures = 0
         self.late_windows = 0  # windows dropped because they were published too late
+        self.last_error: str | None = None  # why the last flush failed; None once one works
+
+    @property
+    def degraded(self) -> bool:
+        """True while flushes fail: the fleet view misses this process's recent windows
+        (they are published again, if still fresh, once Redis answers)."""
+        return self.last_error is not None
 
     async def flush(self) -> int:
         windows = self.recorder.windows(since=self._published_from)
@@ -289,10 +315,13 @@ class FleetPublisher:
                 await self.flush()
             except Exception as exc:  # Redis down or slow: the API must not notice
                 self.failures += 1
+                self.last_error = type(exc).__name__
                 if self.failures in (1, 10) or self.failures % 100 == 0:
                     _log.warning(
                         "fleet flush failed (%d so far): %s", self.failures, type(exc).__name__
                     )
+            else:
+                self.last_error = None
 
     def start(self) -> None:
         self._loop.start()

@@ -31,6 +31,7 @@ from wedsync_perf.monitoring.prometheus import RecorderCollector
 from wedsync_perf.monitoring.recorder import Recorder, Window
 from wedsync_perf.monitoring.slo import SloConfig, default_slos
 from wedsync_perf.monitoring.views import summarize
+from wedsync_perf.redis_guard import RedisGuard
 from wedsync_perf.settings import PerfSettings
 
 __all__ = ["Monitor"]
@@ -42,10 +43,13 @@ class Monitor:
         settings: PerfSettings,
         *,
         redis: RedisLike | None = None,
+        guard: RedisGuard | None = None,
         calendar: WeddingCalendar | None = None,
         clock: Callable[[], float] = time.time,
         slos: SloConfig | None = None,
     ) -> None:
+        """`guard`: the breaker and bounds `redis` is called through, shared with the
+        process's other Redis users (unset: the fleet store's own)."""
         self.settings = settings
         self.clock = clock
         if slos is None:
@@ -82,6 +86,7 @@ class Monitor:
                 retention_s=settings.retention_s,
                 keys=RedisKeys(settings.redis_prefix),
                 fleet=settings.fleet,
+                guard=guard,
             )
             self.publisher = FleetPublisher(self.recorder, self.store, settings.flush_interval_s)
         self.alerts = AlertEvaluator(
