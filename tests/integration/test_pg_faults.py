@@ -29,6 +29,7 @@ from wedsync_api.app import create_app, services_of
 from wedsync_perf.database import LanedPool
 from wedsync_perf.database.errors import DatabaseUnavailable
 from wedsync_perf.database.lazy import LazyConnection
+from wedsync_perf.database.transactions import run_in_transaction
 from wedsync_perf.priorities import PriorityClass
 from wedsync_perf.testing_postgres import PostgresProcess, StopMode
 
@@ -443,3 +444,36 @@ async def test_a_statement_past_its_bound_is_unavailable_not_a_bug(lanes: LanedP
     finally:
         await conn.release()
     await assert_nothing_held(lanes)
+
+
+async def test_a_transaction_that_lost_a_serialization_conflict_runs_once_more(
+    private_dsn: str,
+) -> None:
+    first, second = await asyncpg.connect(private_dsn), await asyncpg.connect(private_dsn)
+    try:
+        await first.execute("CREATE TABLE IF NOT EXISTS duty (doctor text, on_call bool)")
+        await first.execute("TRUNCATE duty; INSERT INTO duty VALUES ('a', true), ('b', true)")
+        both_read = asyncio.Event()
+        attempts = []
+
+        async def go_off_call(conn: asyncpg.Connection, doctor: str) -> int:
+            """Write skew: each sees two on call and leaves; serializable forbids both."""
+            attempts.append(doctor)
+            on_call = await conn.fetchval("SELECT count(*) FROM duty WHERE on_call")
+            if len(attempts) >= 2:
+                both_read.set()
+            await both_read.wait()  # the first two meet here; the rerun finds it set
+            if on_call > 1:
+                await conn.execute("UPDATE duty SET on_call = false WHERE doctor = $1", doctor)
+            return int(on_call)
+
+        results = await asyncio.gather(
+            run_in_transaction(first, lambda: go_off_call(first, "a"), isolation="serializable"),
+            run_in_transaction(second, lambda: go_off_call(second, "b"), isolation="serializable"),
+        )
+        assert sorted(results) == [1, 2]  # the loser ran again and saw the winner's write
+        assert len(attempts) == 3
+        assert await first.fetchval("SELECT count(*) FROM duty WHERE on_call") == 1
+    finally:
+        await first.close()
+        await second.close()
