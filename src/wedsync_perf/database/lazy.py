@@ -11,6 +11,7 @@ owner calls `release()` — for a FastAPI dependency, when the handler returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any, Protocol
@@ -180,11 +181,14 @@ async def ends_with_connection(connection: Any, timeout_s: float | None) -> Asyn
             try:
                 yield
             finally:
-                connection.remove_termination_listener(closed)
+                # A pool's proxy refuses every call once its connection closed; asyncpg
+                # has dropped the listener with it then.
+                with contextlib.suppress(asyncpg.InterfaceError):
+                    connection.remove_termination_listener(closed)
     except TimeoutError as exc:
-        problem = "connection lost during COPY" if lost else f"COPY exceeded {timeout_s} s"
+        problem = "connection lost mid-statement" if lost else f"no answer within {timeout_s} s"
         raise DatabaseUnavailable(problem) from exc
     except Exception as exc:
         if lost:
-            raise DatabaseUnavailable("connection lost during COPY") from exc
+            raise DatabaseUnavailable("connection lost mid-statement") from exc
         raise
