@@ -19,13 +19,16 @@ from wedsync_api.app import create_app
 from wedsync_api.db import migrate
 from wedsync_api.seed import SeedPlan, demo_api_key, seed
 from wedsync_api.settings import ApiSettings
+from wedsync_perf import testing_postgres
 from wedsync_perf.testing import (
     RedisProcess,
     free_port,
     postgres_server_url,
     redis_server_url,
     temporary_database,
+    with_database,
 )
+from wedsync_perf.testing_postgres import PostgresProcess
 
 # Every app a test starts (in-process or as a server) names and seals cache entries alike.
 # A fresh secret per session: a shared Redis outlives test runs, and entries a previous
@@ -64,6 +67,34 @@ def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def private_postgres() -> Iterator[PostgresProcess]:
+    """A PostgreSQL of the module's own on a free port, which its tests may stop,
+    restart and kill (never the shared server)."""
+    with testing_postgres.private_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def private_seeded_dsn(private_postgres: PostgresProcess) -> str:
+    admin = await asyncpg.connect(private_postgres.url)
+    try:
+        await admin.execute("CREATE DATABASE wedsync")
+    finally:
+        await admin.close()
+    dsn = with_database(private_postgres.url, "wedsync")
+    await migrate_and_seed(dsn)
+    return dsn
+
+
+@pytest.fixture
+def private_dsn(private_postgres: PostgresProcess, private_seeded_dsn: str) -> str:
+    """The seeded database on `private_postgres`, its server running (a test that failed
+    mid-outage may have left it down)."""
+    private_postgres.ensure_started()
+    return private_seeded_dsn
+
+
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[redis_asyncio.Redis]:
     client = redis_asyncio.Redis.from_url(redis_url)
@@ -74,13 +105,17 @@ async def redis(redis_url: str) -> AsyncIterator[redis_asyncio.Redis]:
 @pytest.fixture(scope="session")
 async def seeded_dsn(server_url: str) -> AsyncIterator[str]:
     async with temporary_database(server_url) as dsn:
-        await migrate(dsn)
-        conn = await asyncpg.connect(dsn)
-        try:
-            await seed(conn, SeedPlan(scale=TEST_SCALE, seed=TEST_SEED))
-        finally:
-            await conn.close()
+        await migrate_and_seed(dsn)
         yield dsn
+
+
+async def migrate_and_seed(dsn: str) -> None:
+    await migrate(dsn)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await seed(conn, SeedPlan(scale=TEST_SCALE, seed=TEST_SEED))
+    finally:
+        await conn.close()
 
 
 @pytest.fixture
@@ -102,10 +137,13 @@ def api_settings(**overrides: object) -> ApiSettings:
 
 
 @asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan and give an in-process client to it."""
+async def running(
+    app: FastAPI, *, raise_app_exceptions: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and give an in-process client to it. Without
+    `raise_app_exceptions` an unhandled error is the 500 a real client would see."""
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
         async with httpx.AsyncClient(transport=transport, base_url="http://wedsync.test") as client:
             yield client
 

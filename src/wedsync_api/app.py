@@ -18,26 +18,26 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
 from wedsync_api.routes import health, imports, suppliers, venues, weddings
-from wedsync_api.services import NotStarted, Services
+from wedsync_api.services import Services
 from wedsync_api.settings import ApiSettings, load_api_settings
 from wedsync_perf.caching import Cache
 from wedsync_perf.dashboard import dashboard_endpoints
-from wedsync_perf.database import PoolTimeout
+from wedsync_perf.database.errors import RETRY_AFTER_S, fault_of
+from wedsync_perf.errors import WedsyncPerfError
 from wedsync_perf.pipeline.assemble import install_pipeline
 from wedsync_perf.settings import PerfSettings, load_settings
 
 __all__ = ["create_app", "services_of"]
 
-# Errors that mean "the database is unreachable right now": answer 503 + Retry-After so
-# clients back off, instead of a 500 that looks like a bug.
+# Errors that may mean "the database cannot serve this right now": the library's
+# `fault_of` decides, and a fault answers 503 + Retry-After so clients back off; what it
+# does not recognise stays a 500 that looks like the bug it is.
 _UNAVAILABLE = (
     OSError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.QueryCanceledError,
-    PoolTimeout,  # lanes full: retry soon
-    NotStarted,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    WedsyncPerfError,  # PoolTimeout (lanes full), DatabaseUnavailable, NotStarted
 )
 PROBES = ("/health/live", "/health/ready")
 
@@ -111,10 +111,12 @@ def services_of(app: FastAPI) -> Services:
 
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    if fault_of(exc) is None:
+        raise exc  # a bug: ServerErrorMiddleware answers 500 and logs it
     return JSONResponse(
         {"detail": "database temporarily unavailable"},
         status_code=503,
-        headers={"Retry-After": "1"},
+        headers={"Retry-After": str(RETRY_AFTER_S)},
     )
 
 

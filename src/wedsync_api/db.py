@@ -9,9 +9,11 @@ import asyncpg
 from wedsync_api.settings import ApiSettings
 from wedsync_perf.database import apply_migrations, load_migrations
 from wedsync_perf.embedded import embedded_postgres_url
+from wedsync_perf.priorities import PriorityClass
 from wedsync_perf.settings import PerfSettings, load_settings
 
-__all__ = ["EMBEDDED_DATABASE", "create_pool", "database_url", "migrate", "migrated_url"]
+__all__ = ["EMBEDDED_DATABASE", "create_pool", "database_url", "migrate", "migrated_url",
+           "statement_bounds"]  # fmt: skip
 
 EMBEDDED_DATABASE = "wedsync"
 
@@ -26,7 +28,9 @@ def database_url(settings: ApiSettings, perf: PerfSettings | None = None) -> str
 
 async def create_pool(dsn: str, settings: ApiSettings) -> asyncpg.Pool:
     """A pool that connects lazily (min size 0 by default), so the API starts and
-    reports "not ready" while the database is down instead of crashing."""
+    reports "not ready" while the database is down instead of crashing. Every session
+    starts with the server-side caps: `statement_timeout` (the bulk lane raises its
+    own, see `Services`) and `idle_in_transaction_session_timeout`."""
     pool = await asyncpg.create_pool(
         dsn,
         min_size=settings.pool_min_size,
@@ -34,11 +38,23 @@ async def create_pool(dsn: str, settings: ApiSettings) -> asyncpg.Pool:
         command_timeout=settings.statement_timeout_ms / 1000 + 1,
         server_settings={
             "statement_timeout": str(settings.statement_timeout_ms),
+            "idle_in_transaction_session_timeout": str(settings.idle_in_transaction_timeout_ms),
             "application_name": "wedsync_api",
         },
     )
     assert pool is not None  # create_pool only returns None when awaited twice
     return pool
+
+
+def statement_bounds(settings: ApiSettings) -> dict[PriorityClass, float]:
+    """Each lane's client-side statement bound (s). Beyond the server's own cap by 1 s
+    for standard and bulk, so the server normally cancels first; a server that stops
+    answering without closing its socket is cut off here."""
+    return {
+        PriorityClass.CRITICAL: settings.critical_statement_timeout_ms / 1000,
+        PriorityClass.STANDARD: settings.statement_timeout_ms / 1000 + 1,
+        PriorityClass.BULK: settings.bulk_statement_timeout_ms / 1000 + 1,
+    }
 
 
 async def migrate(dsn: str) -> list[int]:

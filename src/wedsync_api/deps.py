@@ -53,11 +53,20 @@ async def _connection(
     router = services.router
     acquire = router.read if request.method in ("GET", "HEAD") else router.write
     queries = RequestQueries()
-    conn = LazyConnection(lambda: acquire(tenant.id, priority), queries)
+    conn = LazyConnection(
+        lambda: acquire(tenant.id, priority),
+        queries,
+        timeout_s=services.statement_bounds[priority],
+        idempotent=request.method in ("GET", "HEAD"),  # read-only: safe to run again
+    )
     try:
         yield conn
-    finally:
+    except BaseException as exc:  # the pool terminates a connection that broke
+        await conn.release(exc)
+        raise
+    else:
         await conn.release()
+    finally:
         if route is not None:
             services.queries.finish(route.template, queries)
 

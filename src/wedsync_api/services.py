@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import redis.asyncio as redis_asyncio
 
-from wedsync_api.db import create_pool, database_url
+from wedsync_api.db import create_pool, database_url, statement_bounds
 from wedsync_api.settings import ApiSettings
 from wedsync_api.warming import WarmReport, warm_day
 from wedsync_perf.caching import Cache, build_cache
@@ -102,6 +102,7 @@ class Services:
         self.search_queries = QueryCache(shared, data_class="supplier_search")
         self.availability_queries = QueryCache(shared, data_class="venue_availability")
         self.queries = QueryTracker()  # per-route statements, N+1
+        self.statement_bounds = statement_bounds(settings)  # client-side, per lane (s)
         self.monitor.add_section("queries", self.queries.report)
         self.monitor.add_section("query_cache", self._query_cache_figures)
         if self.redis_guard is not None:
@@ -217,6 +218,7 @@ class Services:
             max_bulk=settings.pool_max_bulk if lanes else settings.pool_max_size,
             acquire_timeout_s=settings.pool_acquire_timeout_ms / 1000,
             validate_idle_s=settings.pool_validate_idle_ms / 1000,
+            statement_timeout_s={PriorityClass.BULK: settings.bulk_statement_timeout_ms / 1000},
         )
 
     async def warm(self, day: date, **pace: Any) -> WarmReport:

@@ -52,7 +52,30 @@ class ApiSettings(BaseSettings):
     replica_max_lag_ms: float = Field(
         5_000, gt=0, description="Replicas further behind the primary than this get no reads."
     )
-    statement_timeout_ms: int = Field(5_000, ge=100, description="Per-statement cap (ms).")
+    statement_timeout_ms: int = Field(
+        5_000,
+        ge=100,
+        description="Server-side cap on a critical or standard statement (ms); standard"
+        " requests' client-side bound is this plus 1 s.",
+    )
+    critical_statement_timeout_ms: int = Field(
+        2_000,
+        ge=100,
+        description="Client-side bound on a critical (wedding-day) statement (ms): asyncpg"
+        " cancels it and the request answers 503 (timeline reads take milliseconds).",
+    )
+    bulk_statement_timeout_ms: int = Field(
+        60_000,
+        ge=100,
+        description="Server-side cap on a bulk statement (an import's COPY), set when the"
+        " bulk lane hands out a connection; its client-side bound is this plus 1 s.",
+    )
+    idle_in_transaction_timeout_ms: int = Field(
+        10_000,
+        ge=0,
+        description="The server ends a session idle inside a transaction this long (0 = off):"
+        " a client that stalls mid-transaction cannot hold locks indefinitely.",
+    )
     rate_limit: str = Field(
         "1200/minute",
         description="Per-API-key limit, `limits` notation (e.g. `100/second`).",

@@ -163,3 +163,48 @@ async def test_queueing_delay_is_the_oldest_non_bulk_waiter_s_wait(seeded_dsn: s
         assert lanes.queueing_delay_s() == 0.0
     finally:
         await lanes.close()
+
+
+async def test_bulk_slots_held_past_a_bound_are_counted_and_raise_their_timeout(
+    seeded_dsn: str,
+) -> None:
+    now = [100.0]
+    raw = await asyncpg.create_pool(seeded_dsn, min_size=0, max_size=3)
+    assert raw is not None
+    lanes = LanedPool(raw, size=3, reserved_critical=1, max_bulk=1, clock=lambda: now[0],
+                      statement_timeout_s={B: 42.0})  # fmt: skip
+    try:
+        async with lanes.acquire(B) as bulk, lanes.acquire(S) as standard:
+            assert await bulk.fetchval("SHOW statement_timeout") == "42s"
+            assert await standard.fetchval("SHOW statement_timeout") == "0"  # the default
+            assert lanes.held_longer_than(B, 10.0) == 0
+            now[0] += 11.0
+            assert lanes.held_longer_than(B, 10.0) == 1
+            assert lanes.held_longer_than(S, 10.0) == 1
+        assert lanes.held_longer_than(B, 10.0) == 0
+        async with lanes.acquire(S) as again:  # RESET ALL on release undid the bulk bound
+            assert await again.fetchval("SHOW statement_timeout") == "0"
+    finally:
+        await lanes.close()
+
+
+async def test_readiness_warns_while_the_bulk_lane_is_full_and_imports_wait(
+    seeded_dsn: str,
+) -> None:
+    app = create_app(api_settings(pool_max_size=4, pool_reserved_critical=1, pool_max_bulk=1),
+                     dsn=seeded_dsn)  # fmt: skip
+    async with running(app) as client:
+        pool: LanedPool = services_of(app).pool
+        assert (await client.get("/health/ready")).json()["checks"]["pool:bulk"][0]["status"] == (
+            "pass"
+        )
+        async with pool.acquire(B):
+            waiter = asyncio.create_task(pool.acquire(B, timeout_s=5).__aenter__())
+            while not pool.waiting()[B.value]:  # noqa: ASYNC110 - until it queues: state
+                await asyncio.sleep(0)
+            ready = (await client.get("/health/ready")).json()
+            assert ready["checks"]["pool:bulk"][0]["status"] == "warn"
+            waiter.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiter
+        assert (pool.in_use, pool.in_use_bulk) == (0, 0)

@@ -108,6 +108,19 @@ def _level(value: float, warn: float, fail: float) -> str:
     return "fail" if value >= fail else "warn" if value >= warn else "pass"
 
 
+def _bulk_lane(state: Services) -> dict[str, Any]:
+    """Every bulk slot held past the bulk statement bound is a lane the bounds failed
+    to free (fail: imports can never run here again); a full lane with imports waiting
+    is the lane doing its job under load (warn)."""
+    pool = state.pool
+    bulk = PriorityClass.BULK
+    stuck = pool.held_longer_than(bulk, state.statement_bounds[bulk] + CHECK_TIMEOUT_S)
+    full = pool.in_use_bulk >= pool.max_bulk and pool.waiting()[bulk.value] > 0
+    status = "fail" if stuck >= pool.max_bulk else "warn" if full else "pass"
+    return {"componentType": "component", "observedValue": pool.in_use_bulk,
+            "observedUnit": "connections", "status": status}  # fmt: skip
+
+
 def _local_checks(state: Services) -> list[tuple[str, dict[str, Any]]]:
     """This instance's own health: pool, event loop, memory, disk (no I/O to wait on)."""
     import psutil
@@ -117,6 +130,7 @@ def _local_checks(state: Services) -> list[tuple[str, dict[str, Any]]]:
     checks = [("pool:utilization", {
         "componentType": "component", "observedValue": round(pool.in_use / pool.size, 3),
         "observedUnit": "ratio", "status": "fail" if saturated else "pass"})]  # fmt: skip
+    checks.append(("pool:bulk", _bulk_lane(state)))
     admission = state.admission
     if admission is not None:
         lag = admission.loop_lag_s

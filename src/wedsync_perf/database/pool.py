@@ -14,10 +14,11 @@ advice from measured concurrency and hold times.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -25,27 +26,21 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from wedsync_perf.database.errors import breaks_connection, fault_of
 from wedsync_perf.errors import InvalidValue, WedsyncPerfError
 from wedsync_perf.monitoring.sketch import LatencySketch
 from wedsync_perf.priorities import PriorityClass
 
 __all__ = ["LanedPool", "PoolStats", "PoolTimeout"]
 
+_log = logging.getLogger(__name__)
 _ORDER = (PriorityClass.CRITICAL, PriorityClass.STANDARD, PriorityClass.BULK)
-# Errors after which a connection must not be reused (killed backend, lost socket,
-# protocol confused by an unexpected server message).
-_CONNECTION_ERRORS = (
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    asyncpg.AdminShutdownError,
-    ConnectionError,
-)
 
 
-def _raw(connection: Any) -> Any:
+def _raw(connection: PoolConnectionProxy[asyncpg.Record]) -> asyncpg.Connection:
     """The connection behind asyncpg's per-acquire proxy: stable across acquires."""
-    return getattr(connection, "_con", connection)
+    raw: asyncpg.Connection = connection._con  # type: ignore[attr-defined]  # None once released
+    return raw
 
 
 class PoolTimeout(WedsyncPerfError):
@@ -79,11 +74,19 @@ class LanedPool:
         max_bulk: int | None = None,
         acquire_timeout_s: float = 2.0,
         validate_idle_s: float = 1.0,
+        statement_timeout_s: Mapping[PriorityClass, float] | None = None,
+        release_timeout_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`validate_idle_s`: a connection idle at least this long is pinged before it
         is handed out (one round trip), so a server restart or a killed backend is
-        noticed by the pool, not by a request. 0 validates every acquire."""
+        noticed by the pool, not by a request. 0 validates every acquire.
+
+        `statement_timeout_s`: a server-side `statement_timeout` for the lanes named,
+        set when one of their connections is handed out (one round trip) — the bulk
+        lane's longer bound; other lanes keep the connection's session default.
+        `release_timeout_s` bounds asyncpg's reset on release; a connection whose reset
+        does not finish in time is terminated."""
         if size < 1:
             raise InvalidValue("size", size, "at least 1 connection")
         if not 0 <= reserved_critical < size:
@@ -104,6 +107,8 @@ class LanedPool:
             )
         self.acquire_timeout_s = acquire_timeout_s
         self.validate_idle_s = validate_idle_s
+        self.statement_timeout_s = dict(statement_timeout_s or {})
+        self.release_timeout_s = release_timeout_s
         self._clock = clock
         self._last_used: dict[int, float] = {}
         self.connections_lost = 0
@@ -120,6 +125,7 @@ class LanedPool:
         self.peak_in_use = 0
         self._started = clock()
         self._enqueued: dict[asyncio.Future[None], float] = {}
+        self._holds: dict[object, tuple[PriorityClass, float]] = {}  # -> (lane, since)
 
     # -- lanes --------------------------------------------------------------------
 
@@ -186,31 +192,43 @@ class LanedPool:
     async def acquire(
         self, priority: PriorityClass = PriorityClass.STANDARD, timeout_s: float | None = None
     ) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
-        """A connection in `priority`'s lane; raises `PoolTimeout` after `timeout_s`."""
+        """A connection in `priority`'s lane; raises `PoolTimeout` after `timeout_s`.
+
+        Whatever ends the block (an error, a lost connection, cancellation), the
+        connection and the lane slot are given back exactly once and the block's own
+        error is what propagates: a connection that failed or closed is terminated,
+        never handed out again."""
         started = self._clock()
         timeout = self.acquire_timeout_s if timeout_s is None else timeout_s
         await self._slot(priority, timeout)
+        hold = object()
         try:
-            connection = await self._healthy_connection(priority, started, timeout)
+            connection, raw = await self._healthy_connection(priority, started, timeout)
             got = self._clock()
+            self._holds[hold] = (priority, got)
             self.stats.acquire_wait[priority].add(got - started)
             self.stats.acquired[priority] += 1
             broken = False
             try:
+                bound = self.statement_timeout_s.get(priority)
+                if bound is not None:
+                    # Undone on release: asyncpg's reset runs RESET ALL.
+                    await connection.execute(f"SET statement_timeout = {int(bound * 1000)}")
                 yield connection
-            except _CONNECTION_ERRORS:
-                broken = True  # never hand this connection out again
+            except BaseException as exc:
+                broken = breaks_connection(exc)
                 raise
             finally:
                 self.stats.hold_s_total += self._clock() - got
                 self.stats.released += 1
-                await self._release(connection, broken)
+                await self._release(connection, raw, broken)
         finally:
+            self._holds.pop(hold, None)
             self._give_back(priority)
 
     async def _healthy_connection(
         self, priority: PriorityClass, started: float, budget_s: float
-    ) -> PoolConnectionProxy[asyncpg.Record]:
+    ) -> tuple[PoolConnectionProxy[asyncpg.Record], asyncpg.Connection]:
         for _ in range(self.size + 1):
             remaining = max(0.001, budget_s - (self._clock() - started))
             try:
@@ -218,25 +236,37 @@ class LanedPool:
             except TimeoutError:
                 self.stats.timeouts[priority] += 1
                 raise PoolTimeout(priority, budget_s) from None
-            idle = self._clock() - self._last_used.get(id(_raw(connection)), 0.0)
+            raw = _raw(connection)
+            idle = self._clock() - self._last_used.get(id(raw), 0.0)
             if idle < self.validate_idle_s:
-                return connection
+                return connection, raw
             try:
                 await connection.fetchval("SELECT 1", timeout=min(remaining, 1.0))
-                return connection
-            except (*_CONNECTION_ERRORS, TimeoutError):
-                await self._release(connection, broken=True)
+                return connection, raw
+            except BaseException as exc:
+                await self._release(connection, raw, broken=True)
+                if fault_of(exc) is None and not isinstance(exc, TimeoutError):
+                    raise
         raise PoolTimeout(priority, budget_s)
 
-    async def _release(self, connection: PoolConnectionProxy[asyncpg.Record], broken: bool) -> None:
-        raw = _raw(connection)
-        if broken:
-            self.connections_lost += 1
-            self._last_used.pop(id(raw), None)
-            connection.terminate()  # the pool replaces it on a later acquire
-        else:
+    async def _release(
+        self, connection: PoolConnectionProxy[asyncpg.Record], raw: asyncpg.Connection, broken: bool
+    ) -> None:
+        """Give `connection` back; never raises. `raw` is taken at acquire: the proxy
+        detaches (and refuses every call) once the connection has closed under it."""
+        if not broken and not raw.is_closed():
+            # Stamped before the release: asyncpg may hand the connection to the next
+            # acquire before this coroutine resumes, which must not ping it again.
             self._last_used[id(raw)] = self._clock()
-        await self.pool.release(connection)
+            try:
+                await self.pool.release(connection, timeout=self.release_timeout_s)
+                return
+            except Exception as exc:  # reset failed or timed out: asyncpg terminated it
+                _log.debug("connection reset failed on release: %s", type(exc).__name__)
+        self.connections_lost += 1
+        self._last_used.pop(id(raw), None)
+        # Idempotent, and it puts the pool's holder back (the pool reconnects later).
+        raw.terminate()
 
     async def fetchval(
         self, sql: str, *args: Any, priority: PriorityClass = PriorityClass.CRITICAL
@@ -250,8 +280,18 @@ class LanedPool:
         async with self.acquire(priority) as conn:
             return list(await conn.fetch(sql, *args))
 
-    async def close(self) -> None:
-        await self.pool.close()
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Close gracefully within `timeout_s`, then terminate what is still held: a
+        connection stuck in a hung statement must not keep the process from exiting."""
+        try:
+            await asyncio.wait_for(self.pool.close(), timeout_s)
+        except TimeoutError:
+            self.pool.terminate()  # asyncpg has terminated on the cancellation already
+
+    def held_longer_than(self, priority: PriorityClass, seconds: float) -> int:
+        """How many of `priority`'s slots have been held more than `seconds`."""
+        cutoff = self._clock() - seconds
+        return sum(1 for p, since in self._holds.values() if p is priority and since < cutoff)
 
     @property
     def closed(self) -> bool:
