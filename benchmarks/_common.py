@@ -72,9 +72,10 @@ def write_result(name: str, figures: dict[str, Any]) -> Path:
 
 @asynccontextmanager
 async def seeded_wedding_saturday(
-    prefix: str, scale: float, seed_value: int = 11
+    prefix: str, scale: float, seed_value: int = 11, server: str | None = None
 ) -> AsyncIterator[tuple[str, Any]]:
-    """A throw-away seeded database and the wedding-Saturday workload drawn from it."""
+    """A throw-away seeded database (on `server`, default `server_url()`) and the
+    wedding-Saturday workload drawn from it."""
     import asyncpg
 
     from wedsync_api.db import migrate
@@ -82,7 +83,7 @@ async def seeded_wedding_saturday(
     from wedsync_api.workload import WeddingSaturday
     from wedsync_perf.testing import temporary_database
 
-    async with temporary_database(server_url(), prefix=prefix) as dsn:
+    async with temporary_database(server or server_url(), prefix=prefix) as dsn:
         await migrate(dsn)
         conn = await asyncpg.connect(dsn)
         try:

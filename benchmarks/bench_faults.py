@@ -12,7 +12,12 @@ open-loop by `constant_rate` at `BASE_RPS` for `TRIAL_S` seconds, the fault from
 * `redis_pause`: SIGSTOP, then SIGCONT (a hung Redis: connections stay open);
 * `overload`: the offered rate raised to `OVERLOAD_RPS`, above either server's capacity;
 * `storm`: 500 extra connections opened beside the load, each sending half a request
-  head, closed and reopened in turn.
+  head, closed and reopened in turn;
+* `pg_restart`: PostgreSQL stopped (fast shutdown), started again at the end;
+* `pg_kill`: every API backend terminated (`pg_terminate_backend`) once a second.
+
+The PostgreSQL trials run on a private PostgreSQL of their own (`testing_postgres`),
+seeded the same way.
 
 Per second: answers by status (0 = no answer within 5 s, or a broken connection), and
 the p95 of the answers completed in that second. `failed` counts no answer and every
@@ -23,7 +28,7 @@ from which every second has no failures and a p95 within 3x the pre-fault p95 (a
 100 ms). Every trial is in the JSON; the summary prints failed requests and recovery per
 trial and variant.
 
-Run: `make bench-faults` (DATABASE_URL, else the embedded PostgreSQL). About 5 minutes.
+Run: `make bench-faults` (DATABASE_URL, else the embedded PostgreSQL). About 10 minutes.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import (
@@ -47,11 +54,12 @@ from benchmarks._common import (
     versions,
     write_result,
 )
-from benchmarks._timeline import REFUSALS, TimedStats, Timeline
+from benchmarks._timeline import REFUSALS, TimedStats, Timeline, failed
 from wedsync_perf.calendar import Regime
 from wedsync_perf.loadgen.constant_rate import EncodedRequest, constant_rate, encode
-from wedsync_perf.loadgen.stats import LoadStats
+from wedsync_perf.loadgen.stats import EndpointStats, LoadStats
 from wedsync_perf.testing import RedisProcess, free_port
+from wedsync_perf.testing_postgres import PostgresProcess, private_postgres
 from wedsync_perf.traffic import MIX_BY_REGIME
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,7 +110,11 @@ async def storm(port: int, stop: asyncio.Event) -> int:
 
 
 async def run_trial(
-    trial: str, variant: str, dsn: str, requests_for: Callable[[int], list[EncodedRequest]]
+    trial: str,
+    variant: str,
+    dsn: str,
+    requests_for: Callable[[int], list[EncodedRequest]],
+    pg: PostgresProcess | None = None,
 ) -> dict[str, Any]:
     factory, env = VARIANTS[variant]
     if variant == "layer":
@@ -116,7 +128,7 @@ async def run_trial(
                 timeline = Timeline()
                 stats = TimedStats(timeline)
                 extra: dict[str, Any] = {}
-                actions = await fault_actions(trial, redis, port, requests, stats, extra)
+                actions = await fault_actions(trial, redis, pg, port, requests, stats, extra)
                 load = asyncio.create_task(
                     constant_rate("127.0.0.1", port, requests, rps=BASE_RPS,
                                   duration_s=TRIAL_S, stats=stats)
@@ -137,17 +149,34 @@ async def run_trial(
         "failed": sum(r["failed"] for r in rows),
         "refused": sum(n for r in rows for s, n in r["statuses"].items() if int(s) in REFUSALS),
         "recovery_s": recovery_s(rows),
+        "by_class": {p.value: class_figures(e) for p, e in stats.by_class().items()},
         "timeline": rows,
         **extra,
     }
+    critical = summary["by_class"].get("critical", {})
     print(f"{trial:12} {variant:6} requests {total:6,}  failed {summary['failed']:6,}"
-          f"  refused {summary['refused']:6,}  recovery {summary['recovery_s']} s", flush=True)  # fmt: skip
+          f"  refused {summary['refused']:6,}  recovery {summary['recovery_s']} s"
+          f"  critical answered {critical.get('answered', 0):,}/{critical.get('requests', 0):,}"
+          f" p95 {critical.get('p95_ms')} ms", flush=True)  # fmt: skip
     return summary
+
+
+def class_figures(stats: EndpointStats) -> dict[str, Any]:
+    """One priority class over the whole trial: answered (2xx-4xx), refused, failed."""
+    count = stats.statuses.items()
+    return {
+        "requests": stats.count,
+        "answered": sum(n for s, n in count if 200 <= s < 500 and s not in REFUSALS),
+        "refused": sum(n for s, n in count if s in REFUSALS),
+        "failed": sum(n for s, n in count if failed(s)),
+        "p95_ms": round(stats.quantile_ms(0.95) or 0, 1),
+    }
 
 
 async def fault_actions(
     trial: str,
     redis: RedisProcess,
+    pg: PostgresProcess | None,
     port: int,
     requests: list[EncodedRequest],
     stats: LoadStats,
@@ -196,28 +225,78 @@ async def fault_actions(
             extra["storm_connections_opened"] = await storming[0]
 
         return storm_on, storm_off
+    if trial in PG_TRIALS:
+        assert pg is not None
+        return pg_actions(trial, pg)
     raise ValueError(trial)
 
 
+def pg_actions(
+    trial: str, pg: PostgresProcess
+) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    if trial == "pg_restart":
+
+        async def down() -> None:
+            await asyncio.to_thread(pg.stop, "fast")
+
+        async def up() -> None:
+            await asyncio.to_thread(pg.start)
+
+        return down, up
+    stop = asyncio.Event()
+    killing: list[asyncio.Task[None]] = []
+
+    async def kill_every_second() -> None:
+        admin = await asyncpg.connect(pg.url)
+        try:
+            while not stop.is_set():
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+        finally:
+            await admin.close()
+
+    async def start() -> None:
+        killing.append(asyncio.create_task(kill_every_second()))
+
+    async def end() -> None:
+        stop.set()
+        await killing[0]
+
+    return start, end
+
+
 TRIALS = ("redis_kill", "redis_pause", "overload", "storm")
+PG_TRIALS = ("pg_restart", "pg_kill")
 
 
 async def main() -> None:
-    async with seeded_wedding_saturday("wedsync_bench_faults", 0.2) as (dsn, workload):
-        os.environ["BENCH_FAULTS_DAY"] = workload.day.isoformat()
-        mix = MIX_BY_REGIME[Regime.WEDDING_DAY]
+    mix = MIX_BY_REGIME[Regime.WEDDING_DAY]
 
-        def requests_for(port: int) -> list[EncodedRequest]:
-            rng = random.Random(7)
-            return [encode(workload.next_request(mix.pick(rng), rng), f"127.0.0.1:{port}")
-                    for _ in range(20_000)]  # fmt: skip
+    async def trials(names: tuple[str, ...], pg: PostgresProcess | None = None) -> list[Any]:
+        server = pg.url if pg is not None else None
+        prefix = "wedsync_bench_faults"
+        async with seeded_wedding_saturday(prefix, 0.2, server=server) as (dsn, workload):
+            os.environ["BENCH_FAULTS_DAY"] = workload.day.isoformat()
 
-        # Interleaved: a disturbed minute on this shared machine hits both alike.
-        results = [
-            await run_trial(trial, variant, dsn, requests_for)
-            for trial in TRIALS
-            for variant in VARIANTS
-        ]
+            def requests_for(port: int) -> list[EncodedRequest]:
+                rng = random.Random(7)
+                return [encode(workload.next_request(mix.pick(rng), rng), f"127.0.0.1:{port}")
+                        for _ in range(20_000)]  # fmt: skip
+
+            # Interleaved: a disturbed minute on this shared machine hits both alike.
+            return [
+                await run_trial(trial, variant, dsn, requests_for, pg)
+                for trial in names
+                for variant in VARIANTS
+            ]
+
+    results = await trials(TRIALS)
+    with private_postgres() as pg:
+        results += await trials(PG_TRIALS, pg)
     figures = {
         "trials": results,
         "summary": {
