@@ -101,3 +101,29 @@ def test_sigterm_ends_the_server_within_the_graceful_time(
     asyncio.run(hold_then_terminate())
     # uvicorn ends by re-raising the signal it caught, after its shutdown
     assert proc.wait(timeout=HANG_GUARD_S) in (0, -signal.SIGTERM)
+
+
+def test_a_connection_storm_does_not_stop_requests_and_is_closed(
+    server: tuple[int, object],
+) -> None:
+    """300 connections that each send half a head: a real request is still answered
+    beside them, and the server closes every one of them (none is left holding a
+    descriptor)."""
+    port, _ = server
+
+    async def storm() -> tuple[bytes, list[bytes]]:
+        async with asyncio.timeout(HANG_GUARD_S):
+            held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(300)]
+            for _, writer in held:
+                writer.write(b"GET / HTTP/1.1\r\nHost: storm\r\n")
+            answer = await closed_by_server(
+                port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            closed = [await reader.read() for reader, _ in held]  # EOF: closed by the server
+            for _, writer in held:
+                writer.close()
+        return answer, closed
+
+    answer, closed = asyncio.run(storm())
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert closed == [b""] * 300
