@@ -385,13 +385,16 @@ async def test_redis_outage_falls_through_and_recovers(tmp_path: Path) -> None:
 
 
 async def test_two_processes_stay_coherent_across_writes_and_a_dropped_connection(
-    redis_url: str,
+    private_redis: RedisProcess,
 ) -> None:
+    """On a private server: it drops every pub/sub connection, which on a shared Redis
+    would cut everyone else's."""
     import subprocess
     import sys
 
     import orjson
 
+    redis_url = private_redis.url
     namespace = "t" + uuid.uuid4().hex[:10]
     control = redis_asyncio.Redis.from_url(redis_url)
     client = redis_asyncio.Redis.from_url(redis_url)
