@@ -77,14 +77,24 @@ async def burst(
     return [(kind, answer) for (kind, _), answer in zip(every, answers, strict=True)]
 
 
-def assert_degraded_gracefully(answers: list[tuple[str, httpx.Response]]) -> None:
+def assert_degraded_gracefully(
+    answers: list[tuple[str, httpx.Response]], overloaded: bool = False
+) -> None:
+    """No 5xx but 503, every refusal with Retry-After, critical work served. With
+    `overloaded` (a burst far beyond what the machine serves at once) a critical request
+    may also be refused by admission, the pool or its deadline — for the load, not for
+    Redis — so only most of them must be served."""
     statuses = [answer.status_code for _, answer in answers]
     assert all(status < 500 or status == 503 for status in statuses), statuses
     for _, answer in answers:
         if answer.status_code in REFUSED:
             assert answer.headers.get("retry-after"), answer
     critical = [answer.status_code for kind, answer in answers if kind == "critical"]
-    assert set(critical) == {200}, critical  # PostgreSQL is up: critical work is served
+    if not overloaded:
+        assert set(critical) == {200}, critical  # PostgreSQL is up: critical work is served
+        return
+    assert set(critical) <= {200, 503}, critical
+    assert critical.count(200) > len(critical) / 2, critical
 
 
 async def readiness(client: httpx.AsyncClient) -> dict[str, str]:
@@ -158,7 +168,7 @@ async def test_redis_pool_exhausted(
 ) -> None:
     async with api(private_redis, seeded_dsn, redis_max_connections=2) as (client, services):
         # Far more concurrent requests than connections: they queue for one, boundedly.
-        assert_degraded_gracefully(await burst(client, paths, rounds=25))
+        assert_degraded_gracefully(await burst(client, paths, rounds=25), overloaded=True)
         assert services.redis is not None
         pool = services.redis.connection_pool
         held = [await pool.get_connection() for _ in range(2)]  # none left for the app
