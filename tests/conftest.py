@@ -35,6 +35,9 @@ from wedsync_perf.testing_postgres import PostgresProcess
 # run cached (for another database) must never be found by this one.
 os.environ.setdefault("WEDSYNC_PERF_CACHE_SECRET", f"test-cache-{uuid.uuid4().hex}")
 os.environ.setdefault("WEDSYNC_PERF_CACHE_KEYS", "q8jVqBM3Hq5oy5mF2o0bVw3Hj0x8qVQb1xv7yDd4oXw=")
+# Readiness details, /metrics and /perf/stats need it (tests that mean "unset" say so).
+MONITORING_TOKEN = os.environ.setdefault("WEDSYNC_PERF_METRICS_TOKEN", f"test-{uuid.uuid4().hex}")
+MONITORING = {"Authorization": f"Bearer {MONITORING_TOKEN}"}
 
 TEST_SEED = 11
 TEST_SCALE = 0.02  # 400 suppliers, 40 venues, 1,000 weddings, 2 tenants

@@ -8,13 +8,17 @@ everything it runs on is one `Services` object, started and released by the life
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from wedsync_api.routes import health, imports, suppliers, venues, weddings
@@ -25,6 +29,7 @@ from wedsync_perf.dashboard import dashboard_endpoints
 from wedsync_perf.database.errors import RETRY_AFTER_S, fault_of
 from wedsync_perf.errors import WedsyncPerfError
 from wedsync_perf.pipeline.assemble import install_pipeline
+from wedsync_perf.pipeline.limits import RequestLimits
 from wedsync_perf.settings import PerfSettings, load_settings
 
 __all__ = ["create_app", "services_of"]
@@ -78,6 +83,8 @@ def create_app(
     for error in _UNAVAILABLE:
         app.add_exception_handler(error, _unavailable)
     app.add_exception_handler(ClientDisconnect, _client_gone)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
 
     monitor = services.monitor
     endpoints = {**monitor.endpoints(), **dashboard_endpoints(monitor)}
@@ -96,7 +103,15 @@ def create_app(
         deadlines=services.deadlines,
         authenticate=services.authenticator,
         limiter=services.limiter,
+        failures=services.auth_failures,
         responses=services.responses,
+        limits=RequestLimits(
+            max_body_bytes=settings.body_max_bytes,
+            max_header_bytes=settings.header_max_bytes,
+            max_headers=settings.header_max_count,
+            # the import reads up to its own cap itself (and says so in its 413)
+            route_body_bytes={"/imports/suppliers": settings.import_max_bytes},
+        ),
         public={*internal, *(d for d in docs if d)},
         internal=internal,
         inner=inner,
@@ -118,6 +133,40 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         status_code=503,
         headers={"Retry-After": str(RETRY_AFTER_S)},
     )
+
+
+# A field name as the API defines it: anything else in an error's location is a key the
+# client made up, and is not repeated back.
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming each field and the rule it broke, never the value sent: FastAPI's
+    default echoes the input (personal data back into responses and logs), and an
+    input that cannot be encoded (a lone surrogate) turned the 422 into a 500."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [
+        {
+            "loc": [
+                part if isinstance(part, int) or _FIELD_NAME.fullmatch(part) else "<key>"
+                for part in error.get("loc", ())
+            ],
+            "msg": str(error.get("msg", "invalid")).encode("utf-8", "replace").decode(),
+            "type": error.get("type", "value_error"),
+        }
+        for error in errors[:20]
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI answers a JSON body that is not UTF-8 with a 400 raised from the
+    `UnicodeDecodeError`: it is invalid input like any other (422)."""
+    if isinstance(exc.__cause__, UnicodeDecodeError):
+        detail = [{"loc": ["body"], "msg": "body is not valid UTF-8", "type": "json_invalid"}]
+        return JSONResponse({"detail": detail}, status_code=422)
+    assert isinstance(exc, StarletteHTTPException)  # registered for it alone
+    return await http_exception_handler(request, exc)
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:

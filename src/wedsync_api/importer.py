@@ -1,6 +1,12 @@
 """Supplier import: parse and validate every row first, then COPY all of them in one
 transaction. A single bad row rejects the whole file and nothing is written.
 
+Text a spreadsheet would run as a formula — a cell or list item starting with `=`, `+`,
+`-` or `@` — is rejected (422 naming row and field), not stored: suppliers' data is
+exported to spreadsheets, and quoting it on the way in would change what was sent. A
+sign followed only by digits and phone punctuation (`+44 20 7946 0958`, `-5`) runs
+nothing and is kept.
+
 Each column has one rule in `RULES`. A rule converts one value (the per-row pass, which
 names every problem) and checks a whole column at C speed (the fast path, taken when
 every value passes); both read the same limits, so they cannot drift apart.
@@ -39,7 +45,12 @@ _NONE = type(None)
 
 
 class ImportFormatError(ValueError):
-    """The body as a whole is unreadable (not a row problem): wrong encoding, not a list…"""
+    """The body as a whole is unreadable (not a row problem): wrong encoding, not a list…
+    `field`: the column at fault, when one is (a CSV header naming it twice)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class TooManyRows(Exception):
@@ -97,6 +108,19 @@ class Rule:
 
 
 _STR = frozenset({str})
+_FORMULA_MESSAGE = "must not start with =, +, - or @ (a spreadsheet would run it as a formula)"
+# A formula's first character, unless all that follows is digits and phone punctuation.
+_FORMULA = re.compile(r"^[=+\-@](?![\d \t().-]*$)", re.MULTILINE)
+
+
+def _formula(text: str) -> bool:
+    return text[:1] in "=+-@" and _FORMULA.match(text) is not None
+
+
+def _any_formula(values: Iterable[str]) -> bool:
+    """Whether any value may be a formula (exact per value; a value holding a newline
+    may be flagged wrongly, which only sends the column to the per-row pass)."""
+    return _FORMULA.search("\n".join(values)) is not None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,6 +143,8 @@ class Text(Rule):
             raise ValueError(f"must be at most {self.max_length} characters")
         if self.shape is not None and not self.shape(value):
             raise ValueError(self.shape_message)
+        if _formula(value):
+            raise ValueError(_FORMULA_MESSAGE)
         return value
 
     from_json = from_csv
@@ -127,6 +153,8 @@ class Text(Rule):
         if not self._types_ok(values, _STR) or (self.required and not all(values)):
             return None
         if max(map(len, filter(None, values)), default=0) > self.max_length:
+            return None
+        if _any_formula(filter(None, values)):
             return None
         if self.shape is not None and not all(map(self.shape, filter(None, values))):
             return None
@@ -310,7 +338,10 @@ class Items(Rule):
         if len(items) > self.max_items:
             raise ValueError(f"must list at most {self.max_items} items")
         limit = self.item_length
-        return tuple(s[:limit] for s in items if s)
+        tidy = tuple(s[:limit] for s in items if s)
+        if any(map(_formula, tidy)):
+            raise ValueError(_FORMULA_MESSAGE)
+        return tidy
 
     def column(self, values: Sequence[Any], fmt: str) -> list[Any] | None:
         if self.required and any(v is None or (fmt == "csv" and v == "") for v in values):
@@ -334,6 +365,8 @@ class Items(Rule):
             lists = [tuple(v.split(";")) if v else () for v in values]
         if max(map(len, lists), default=0) > self.max_items:
             return None
+        if _any_formula(item.lstrip() for item in itertools.chain.from_iterable(lists)):
+            return None  # the per-row pass names it
         if tidy:
             return lists
         # Something to clean: the per-value conversion is the definition.
@@ -544,7 +577,9 @@ def _csv_rows(reader: Iterator[list[str]]) -> Iterator[Row | RowProblem]:
             raise ImportFormatError(f"CSV header has unknown columns: {', '.join(unknown[:5])}")
         repeated = sorted({h for h in header if header.count(h) > 1}, key=COLUMNS.index)
         if repeated:
-            raise ImportFormatError(f"CSV header repeats columns: {', '.join(repeated)}")
+            raise ImportFormatError(
+                f"CSV header repeats columns: {', '.join(repeated)}", field=repeated[0]
+            )
         width = len(header)
         position = {name: header.index(name) for name in COLUMNS if name in header}
         picks = [position.get(name) for name in COLUMNS]

@@ -188,7 +188,9 @@ class ImportResult(BaseModel):
 
 
 class RowError(BaseModel):
-    row: int = Field(description="1-based data row (the CSV header is not counted)")
+    row: int = Field(
+        description="1-based data row (the CSV header is not counted; 0 is the header)"
+    )
     field: str
     message: str
 

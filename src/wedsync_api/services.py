@@ -43,7 +43,7 @@ from wedsync_perf.errors import WedsyncPerfError
 from wedsync_perf.keys import RedisKeys
 from wedsync_perf.monitoring.alerts import ThresholdRule, windowed_ratio
 from wedsync_perf.monitoring.monitor import Monitor
-from wedsync_perf.pipeline import ApiKeyAuthenticator, RateLimiter, RouteTable
+from wedsync_perf.pipeline import ApiKeyAuthenticator, FailureLimit, RateLimiter, RouteTable
 from wedsync_perf.pipeline.deadline import Deadlines
 from wedsync_perf.priorities import PriorityClass
 from wedsync_perf.redis_guard import RedisGuard, guard_from_settings
@@ -111,8 +111,12 @@ class Services:
             settings.rate_limit, settings.redis_url, self.redis, keys=self.keys, breaker=breaker
         )
         self.authenticator = ApiKeyAuthenticator(
-            self._lookup_key, ttl_s=settings.auth_cache_seconds
+            self._lookup_key,
+            ttl_s=settings.auth_cache_seconds,
+            unknown_ttl_s=settings.auth_unknown_cache_seconds,
         )
+        self.auth_failures = FailureLimit(settings.auth_failure_limit)
+        self.monitor.add_section("authentication", self._auth_figures)
         self.admission: AdmissionController | None = None
         if settings.admission and layer_on:
             wait_s = settings.admission_critical_wait_ms / 1000
@@ -160,6 +164,12 @@ class Services:
             "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", digest
         )
         return tenant
+
+    def _auth_figures(self) -> dict[str, int]:
+        return {
+            "lookups": self.authenticator.lookups,
+            "refused_after_failures": self.auth_failures.refused,
+        }
 
     # -- lifecycle -------------------------------------------------------------------
 

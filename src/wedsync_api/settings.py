@@ -138,6 +138,22 @@ class ApiSettings(BaseSettings):
     auth_cache_seconds: float = Field(
         30.0, ge=0, description="How long a resolved API key is trusted before re-checking."
     )
+    auth_unknown_cache_seconds: float = Field(
+        5.0, ge=0, le=300,
+        description="How long a key that was not found is answered 401 without a lookup.",
+    )  # fmt: skip
+    auth_failure_limit: str = Field(
+        "30/minute",
+        description="Failed authentications per client address (`limits` notation); past it,"
+        " keys not already known answer 429 without a lookup.",
+    )
+    body_max_bytes: int = Field(
+        1024 * 1024, ge=0, description="Request body cap of every route but imports (413)."
+    )
+    header_max_bytes: int = Field(
+        32 * 1024, ge=1024, description="Total size of a request's header names and values (431)."
+    )
+    header_max_count: int = Field(100, ge=10, description="Header lines a request may have (431).")
 
     @field_validator("database_url")
     @classmethod
@@ -192,7 +208,7 @@ class ApiSettings(BaseSettings):
     def warm_days(self) -> list[date]:
         return _parse_dates(self.warm_dates)
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "auth_failure_limit")
     @classmethod
     def _rate_limit_syntax(cls, value: str) -> str:
         from limits import parse_many

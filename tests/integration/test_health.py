@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import api_settings, running
+from tests.conftest import MONITORING, api_settings, running
 from wedsync_api.app import create_app, services_of
 from wedsync_perf.embedded import embedded_redis
 
@@ -20,7 +20,7 @@ async def test_live_and_ready_pass(seeded_dsn: str, redis_url: str) -> None:
         live = await client.get("/health/live")
         assert live.status_code == 200
         assert live.headers["content-type"] == "application/health+json"
-        ready = await client.get("/health/ready")
+        ready = await client.get("/health/ready", headers=MONITORING)
         assert ready.status_code == 200, ready.text
         checks = ready.json()["checks"]
         assert checks["postgresql:responseTime"][0]["status"] == "pass"
@@ -40,7 +40,7 @@ async def test_a_stopped_redis_degrades_ready_to_warn(seeded_dsn: str, tmp_path:
     async with running(app) as client:
         assert (await client.get("/health/ready")).status_code == 200
         await asyncio.to_thread(redis.stop)  # not on the loop: that would be real lag
-        ready = await client.get("/health/ready")
+        ready = await client.get("/health/ready", headers=MONITORING)
         # Shared by every instance: pulling them all out would turn degraded into down.
         assert ready.status_code == 200, ready.text
         body = ready.json()
@@ -55,7 +55,7 @@ async def test_unreachable_database_warns_and_routes_answer_503() -> None:
     # Port 1 on loopback: nothing listens there, connections are refused at once.
     app = create_app(api_settings(), dsn="postgresql://postgres@127.0.0.1:1/none")
     async with running(app) as client:
-        ready = await client.get("/health/ready")
+        ready = await client.get("/health/ready", headers=MONITORING)
         assert ready.status_code == 200
         assert ready.json()["status"] == "warn"
         check = ready.json()["checks"]["postgresql:responseTime"][0]
@@ -84,7 +84,7 @@ async def test_a_saturated_pool_fails_this_instance(seeded_dsn: str) -> None:
             await asyncio.sleep(0)
             if pool.in_use == 2 and sum(pool.waiting().values()):
                 break
-        ready = await client.get("/health/ready")
+        ready = await client.get("/health/ready", headers=MONITORING)
         assert ready.status_code == 503
         assert ready.json()["checks"]["pool:utilization"][0]["status"] == "fail"
         release.set()

@@ -24,7 +24,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import api_settings, key_for, running
+from tests.conftest import MONITORING, api_settings, key_for, running
 from wedsync_api.app import create_app, services_of
 from wedsync_perf.database import LanedPool
 from wedsync_perf.database.errors import DatabaseUnavailable
@@ -338,7 +338,7 @@ async def test_an_import_cut_off_mid_copy_answers_503_and_frees_its_lane(
             assert answer.status_code == 503
             assert answer.headers["retry-after"] == "1"
         await assert_nothing_held(pool)
-        ready = (await client.get("/health/ready")).json()
+        ready = (await client.get("/health/ready", headers=MONITORING)).json()
         assert ready["checks"]["pool:bulk"][0]["status"] == "pass"
         small = await client.post(
             "/imports/suppliers", content=import_body(3), headers=IMPORT_HEADERS

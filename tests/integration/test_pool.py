@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack
 import asyncpg
 import pytest
 
-from tests.conftest import api_settings, key_for, running
+from tests.conftest import MONITORING, api_settings, key_for, running
 from wedsync_api.app import create_app, services_of
 from wedsync_perf.database import LanedPool, PoolTimeout
 from wedsync_perf.priorities import PriorityClass
@@ -195,14 +195,14 @@ async def test_readiness_warns_while_the_bulk_lane_is_full_and_imports_wait(
                      dsn=seeded_dsn)  # fmt: skip
     async with running(app) as client:
         pool: LanedPool = services_of(app).pool
-        assert (await client.get("/health/ready")).json()["checks"]["pool:bulk"][0]["status"] == (
-            "pass"
-        )
+        assert (await client.get("/health/ready", headers=MONITORING)).json()["checks"][
+            "pool:bulk"
+        ][0]["status"] == ("pass")
         async with pool.acquire(B):
             waiter = asyncio.create_task(pool.acquire(B, timeout_s=5).__aenter__())
             while not pool.waiting()[B.value]:  # noqa: ASYNC110 - until it queues: state
                 await asyncio.sleep(0)
-            ready = (await client.get("/health/ready")).json()
+            ready = (await client.get("/health/ready", headers=MONITORING)).json()
             assert ready["checks"]["pool:bulk"][0]["status"] == "warn"
             waiter.cancel()
             with pytest.raises(asyncio.CancelledError):

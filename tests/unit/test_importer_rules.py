@@ -31,7 +31,9 @@ Drawn = tuple[Any, bool]
 Pool = tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]
 SPACES = " \t\x1c\x85\xa0\u2003"  # str.strip() removes all of these
 CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
-SAFE = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00@;")
+SAFE = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00@;=+-")
+# What a spreadsheet would run: rejected wherever text is stored.
+FORMULAS = st.sampled_from(["=1+1", "@SUM(A1)", "+cmd|' /C calc'!A0", "-2+3", "=HYPERLINK(x)"])
 NOTHING = st.nothing()
 
 
@@ -41,8 +43,10 @@ def _absent(required: bool, value: object) -> Pool:
 
 def _text_field(size: int, required: bool) -> Pool:
     good = st.text(CHARS, min_size=1, max_size=size) | st.text(CHARS, min_size=size, max_size=size)
+    good = good.filter(lambda s: s[:1] not in "=+-@")
     good_absent, bad_absent = _absent(required, "")
-    return good | good_absent, st.text(CHARS, min_size=size + 1, max_size=size + 3) | bad_absent
+    too_long = st.text(CHARS, min_size=size + 1, max_size=size + 3)
+    return good | good_absent, too_long | FORMULAS | bad_absent
 
 
 def _number(low: float, high: float, fmt: str, required: bool) -> Pool:
@@ -76,8 +80,8 @@ def _services(fmt: str) -> Pool:
     too_many = st.lists(st.just("x") | st.just(""), min_size=51, max_size=53)
     if fmt == "json":
         wrong = st.sampled_from(["a;b", "", [1], {"a": "b"}, ["a", None], 3])
-        return items | st.none(), too_many | wrong
-    return items.map(";".join), too_many.map(";".join)
+        return items | st.none(), too_many | wrong | FORMULAS.map(lambda f: ["a", f])
+    return items.map(";".join), too_many.map(";".join) | FORMULAS.map(lambda f: f"a; {f}")
 
 
 def _email() -> Pool:

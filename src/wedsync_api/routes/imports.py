@@ -101,7 +101,11 @@ async def import_suppliers(
                 parse_suppliers, body, fmt, settings.import_max_rows, tenant.id
             )
     except ImportFormatError as exc:
-        raise HTTPException(422, str(exc)) from None
+        if exc.field is None:
+            raise HTTPException(422, str(exc)) from None
+        header = RowError(row=0, field=exc.field, message="is given more than once")
+        rejected = ImportRejected(detail=str(exc), error_count=1, errors=[header])
+        return JSONResponse(rejected.model_dump(), status_code=422)
     except TooManyRows:
         raise HTTPException(
             413, f"import holds more than {settings.import_max_rows} rows"

@@ -8,11 +8,13 @@ from wedsync_perf.pipeline.access import (
     AccessMiddleware,
     ApiKeyAuthenticator,
     Authenticate,
+    FailureLimit,
     Tenant,
     hash_key,
     tenant_of,
 )
 from wedsync_perf.pipeline.deadline import DeadlineMiddleware, Deadlines
+from wedsync_perf.pipeline.limits import LimitsMiddleware, RequestLimits
 from wedsync_perf.pipeline.ratelimit import RateLimiter
 from wedsync_perf.pipeline.routing import (
     PARAMS_KEY,
@@ -37,7 +39,10 @@ __all__ = [
     "ClassifierMiddleware",
     "DeadlineMiddleware",
     "Deadlines",
+    "FailureLimit",
+    "LimitsMiddleware",
     "RateLimiter",
+    "RequestLimits",
     "ResolvedRoute",
     "RouteTable",
     "Tenant",
