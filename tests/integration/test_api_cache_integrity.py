@@ -41,6 +41,14 @@ async def _wedding(db: asyncpg.Connection) -> int:
     return wedding
 
 
+async def _timeline(client: httpx.AsyncClient, db: asyncpg.Connection) -> tuple[str, bytes]:
+    """A wedding's timeline path, and its true answer (cached by this request)."""
+    path = f"/weddings/{await _wedding(db)}/timeline"
+    truth = await client.get(path, headers=key_for(1))
+    assert truth.status_code == 200
+    return path, truth.content
+
+
 def _entry(cache: Cache, path: str) -> str:
     return cache.names.entry(1, f"http:{path}\x1f")  # ResponseCache.key(path, b"")
 
@@ -55,9 +63,7 @@ async def test_a_tampered_cached_response_is_never_replayed(
     api: tuple[httpx.AsyncClient, Cache, redis_asyncio.Redis], db: asyncpg.Connection
 ) -> None:
     client, cache, raw = api
-    path = f"/weddings/{await _wedding(db)}/timeline"
-    truth = await client.get(path, headers=key_for(1))
-    assert truth.status_code == 200
+    path, truth = await _timeline(client, db)
     entry = _entry(cache, path)
     blob = await raw.get(entry)
     assert blob is not None
@@ -70,7 +76,7 @@ async def test_a_tampered_cached_response_is_never_replayed(
         assert forged != blob
         await raw.set(entry, forged)
         answer = await _fresh_get(client, cache, path)
-        assert (answer.status_code, answer.content) == (200, truth.content)
+        assert (answer.status_code, answer.content) == (200, truth)
         assert "location" not in answer.headers
         assert cache.stats.of("wedding_timeline").rejected == {"forged": number}
         assert await raw.get(entry) not in (None, forged)  # replaced by the true answer
@@ -80,8 +86,7 @@ async def test_an_authentic_entry_of_the_wrong_shape_is_a_miss_not_a_500(
     api: tuple[httpx.AsyncClient, Cache, redis_asyncio.Redis], db: asyncpg.Connection
 ) -> None:
     client, cache, _ = api
-    path = f"/weddings/{await _wedding(db)}/timeline"
-    truth = await client.get(path, headers=key_for(1))
+    path, truth = await _timeline(client, db)
     good = await cache.get(f"http:{path}\x1f", tenant=1, data_class="wedding_timeline")
     assert isinstance(good, dict)
 
@@ -101,12 +106,12 @@ async def test_an_authentic_entry_of_the_wrong_shape_is_a_miss_not_a_500(
     for number, value in enumerate(wrong, 1):
         await cache.set(f"http:{path}\x1f", value, tenant=1, data_class="wedding_timeline")
         answer = await _fresh_get(client, cache, path)
-        assert (answer.status_code, answer.content) == (200, truth.content), value
+        assert (answer.status_code, answer.content) == (200, truth), value
         assert "set-cookie" not in answer.headers
         assert "x-evil" not in answer.headers
         assert cache.stats.of("wedding_timeline").rejected == {"shape": number}
     again = await _fresh_get(client, cache, path)
-    assert again.content == truth.content
+    assert again.content == truth
     assert cache.stats.of("wedding_timeline").rejected == {"shape": len(wrong)}
 
 
