@@ -87,9 +87,7 @@ class EntrySigner:
 
     def sign(self, bound_to: bytes, body: bytes) -> bytes:
         """`MAC_BYTES` bytes. O(len(bound_to) + len(body))."""
-        mac = hmac.new(self._key, bound_to, hashlib.sha256)
-        mac.update(body)
-        return mac.digest()
+        return hmac.digest(self._key, bound_to + body, "sha256")  # one C call: the fast path
 
     def verify(self, bound_to: bytes, body: bytes, mac: bytes) -> bool:
         """In constant time for a given length."""
