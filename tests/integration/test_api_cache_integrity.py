@@ -26,7 +26,11 @@ pytestmark = pytest.mark.integration
 async def api(
     seeded_dsn: str, redis_url: str
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Cache, redis_asyncio.Redis]]:
-    perf = load_settings(PerfSettings, redis_prefix="t" + uuid.uuid4().hex[:10])
+    # A prefix of this test's own; a generous Redis timeout, so that a busy machine never
+    # turns a rejection into a timed-out miss.
+    perf = load_settings(
+        PerfSettings, redis_prefix="t" + uuid.uuid4().hex[:10], cache_timeout_ms=5000
+    )
     app = create_app(api_settings(redis_url=redis_url), dsn=seeded_dsn, perf=perf)
     raw = redis_asyncio.Redis.from_url(redis_url)
     async with running(app) as client:

@@ -64,6 +64,7 @@ def make_cache(redis: redis_asyncio.Redis, *, keyring: Keyring | None = None) ->
         keyring=keyring,
         policy=POLICY,
         keys=RedisKeys("t" + uuid.uuid4().hex[:10]),  # this test's keys only
+        timeout_s=5.0,  # a busy machine must not turn a rejection into a timed-out miss
     )
     _CACHES.append(cache)
     return cache
