@@ -1,7 +1,10 @@
 """The cache beside cashews (Redis backend, and its two-tier `client_side=True`),
 aiocache and raw redis-py, on one local Redis, interleaved rounds.
 
-- get-hit latency (1 KB value, sequential) p50/p99, and ops/s at 64 concurrent tasks
+- get-hit latency (1 KB value, sequential) p50/p99, and ops/s at 64 concurrent tasks;
+  our Redis tier with and without entry authentication (the MAC verified on every
+  hit: `wedsync_perf_redis` against `wedsync_perf_redis_nomac`, whose verifier accepts
+  anything), beside raw redis-py, in the same interleaved rounds
 - stampede: 200 concurrent callers of one cold key, 50 ms loader → loader calls
 - tag invalidation over 1,000 and 10,000 keys: time, and stale reads after
 - two writers: instance A writes, B rewrites, A reads until it sees B's value; stale
@@ -36,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import machine, versions, write_result
 from wedsync_perf.caching import (
     Cache,
+    EntrySigner,
     InvalidationBus,
     LocalTier,
     RedisBackend,
@@ -50,13 +54,23 @@ VALUE = {
 SEQUENTIAL = 3000
 CONCURRENT_TASKS = 64
 PER_TASK = 100
-ROUNDS = 3
+ROUNDS = 5
 STALE_BOUND_S = 0.05
 TWO_WRITER_TRIALS = 200
 
 
+class NoMac(EntrySigner):
+    """For the comparison only: signs with zeros and accepts any MAC."""
+
+    def sign(self, bound_to: bytes, body: bytes) -> bytes:
+        return bytes(32)
+
+    def verify(self, bound_to: bytes, body: bytes, mac: bytes) -> bool:
+        return True
+
+
 async def ours(
-    url: str, *, local: bool, ns: str | None = None
+    url: str, *, local: bool, ns: str | None = None, mac: bool = True
 ) -> tuple[
     Callable[[str], Awaitable[Any]],
     Callable[[str, Any], Awaitable[None]],
@@ -67,6 +81,8 @@ async def ours(
     tier = LocalTier() if local else None
     bus = InvalidationBus(client, tier, RedisKeys(ns)) if tier is not None else None
     cache = Cache(RedisBackend(client), secret=SECRET, keys=RedisKeys(ns), local=tier, bus=bus)
+    if not mac:
+        cache.signer = NoMac(SECRET)
     await cache.start()
     if bus is not None:
         await asyncio.wait_for(bus.connected.wait(), 5)
@@ -257,6 +273,7 @@ async def main() -> None:
         makers: dict[str, Callable[[], Awaitable[tuple[Any, Any, Any]]]] = {
             "wedsync_perf_l1": lambda: ours(url, local=True),
             "wedsync_perf_redis": lambda: ours(url, local=False),
+            "wedsync_perf_redis_nomac": lambda: ours(url, local=False, mac=False),
             "cashews": lambda: cashews_cache(url),
             "cashews_client_side": lambda: cashews_cache(url, client_side=True),
             "aiocache": lambda: aiocache_cache(url),
@@ -278,7 +295,10 @@ async def main() -> None:
                 p99[name].append(pct(samples, 0.99))
                 ops[name].append(await throughput(get))
                 await close()
-            print(f"round {round_no + 1}/{ROUNDS} done")
+            print(f"round {round_no + 1}/{ROUNDS}:")
+            for name in makers:
+                print(f"  {name:26} p50 {p50[name][-1]:7.1f} µs  p99 {p99[name][-1]:7.1f} µs"
+                      f"  {ops[name][-1]:9,.0f} ops/s @{CONCURRENT_TASKS}")  # fmt: skip
         stampede_calls = await stampede(url)
         tag_ms, stale_after = await tag_invalidation(url)
         shared_ns = "w" + uuid.uuid4().hex[:8]  # both instances share one prefix
@@ -298,6 +318,14 @@ async def main() -> None:
         "hit_p50_us": {n: round(statistics.median(v), 2) for n, v in p50.items()},
         "hit_p99_us": {n: round(statistics.median(v), 2) for n, v in p99.items()},
         "ops_per_s_64": {n: round(statistics.median(v)) for n, v in ops.items()},
+        "rounds": {
+            n: {
+                "hit_p50_us": [round(x, 2) for x in p50[n]],
+                "ops_per_s_64": [round(x) for x in ops[n]],
+            }
+            for n in makers
+        },
+        "mac_cost": mac_cost(p50, ops),
         "stampede_loader_calls": stampede_calls,
         "tag_invalidate_ms": tag_ms,
         "stale_reads_after_invalidate": stale_after,
@@ -326,6 +354,13 @@ async def main() -> None:
             f"{figures['ops_per_s_64'][name]:,}",
         )
     console.print(table)
+    cost = figures["mac_cost"]
+    console.print(
+        f"entry authentication, Redis tier (with MAC minus without, per round): p50"
+        f" {cost['p50_us_per_round']} µs (median {cost['p50_us_median']:+.2f});"
+        f" ops/s @{CONCURRENT_TASKS} ratio {cost['ops_ratio_per_round']}"
+        f" (median {cost['ops_ratio_median']:.3f})"
+    )
     console.print(f"stampede loader calls (200 callers): {stampede_calls}")
     console.print(f"tag invalidation ms: {tag_ms}; stale reads after: {stale_after}")
     console.print(
@@ -333,6 +368,20 @@ async def main() -> None:
         f" {figures['two_writer_stale_reads']} (worst ms {figures['two_writer_worst_ms']})"
     )
     print(f"wrote {path}")
+
+
+def mac_cost(p50: dict[str, list[float]], ops: dict[str, list[float]]) -> dict[str, Any]:
+    """What verifying the MAC adds on a Redis-tier hit, round by round (same round, same
+    Redis, so the pairs compare like with like)."""
+    with_mac, without = "wedsync_perf_redis", "wedsync_perf_redis_nomac"
+    deltas = [a - b for a, b in zip(p50[with_mac], p50[without], strict=True)]
+    ratios = [a / b for a, b in zip(ops[with_mac], ops[without], strict=True)]
+    return {
+        "p50_us_per_round": [round(d, 2) for d in deltas],
+        "ops_ratio_per_round": [round(r, 3) for r in ratios],
+        "p50_us_median": round(statistics.median(deltas), 2),
+        "ops_ratio_median": round(statistics.median(ratios), 3),
+    }
 
 
 if __name__ == "__main__":

@@ -330,11 +330,13 @@ def cache_warm_command(
                 report = await services_of(app).warm(target, rate_per_s=rate,
                                         concurrency=concurrency, progress=step)  # fmt: skip
         console.print(
-            f"warmed {report.entries:,} entries for {report.weddings:,} weddings in"
-            f" {report.seconds:.1f} s ({report.loaded:,} loaded, {report.entries - report.loaded - report.failed:,}"
-            f" already cached, {report.failed} failed): "
-            + ", ".join(f"{k} {v:,}" for k, v in sorted(report.by_class.items()))
+            f"warmed {report.loaded + report.cached:,} of {report.entries:,} entries for"
+            f" {report.weddings:,} weddings in {report.seconds:.1f} s ({report.loaded:,} stored,"
+            f" {report.cached:,} already cached, {report.failed} failed): "
+            + (", ".join(f"{k} {v:,}" for k, v in sorted(report.by_class.items())) or "none")
         )
+        for what, count in sorted(report.skipped.items()):
+            console.print(f"skipped {count:,} {what}")
 
     asyncio.run(run())
 

@@ -251,7 +251,8 @@ class Services:
         for day in settings.warm_days:  # asked for explicitly: warm before serving
             report = await self.warm(day, rate_per_s=5000, concurrency=4)
             await rewarm.warmed(day)
-            _log.info("warmed %d entries for %s in %.1f s", report.entries, day, report.seconds)
+            _log.info("warmed %d entries for %s in %.1f s (skipped: %s)", report.loaded + report.cached,
+                      day, report.seconds, report.skipped or "none")  # fmt: skip
         rewarm.start()
         stack.push_async_callback(rewarm.stop)
         if settings.warm_ahead_hours:
@@ -283,8 +284,9 @@ class Services:
                 warmed.add(day)
                 if self.rewarm is not None:
                     await self.rewarm.warmed(day)
-                _log.info("warmed %d cache entries for %s in %.1f s", report.entries, day,
-                          report.seconds)  # fmt: skip
+                _log.info("warmed %d cache entries for %s in %.1f s (skipped: %s)",
+                          report.loaded + report.cached, day, report.seconds,
+                          report.skipped or "none")  # fmt: skip
             await asyncio.sleep(600)
 
     # -- figures and alerts -----------------------------------------------------------

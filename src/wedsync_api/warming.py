@@ -5,7 +5,10 @@ warmed entry is exactly what a request would have cached.
 
 Rate-limited (a fixed pace and a small concurrency), so warming never competes with
 live traffic for the pool; entries already cached are left alone (a warm run after a
-warm run loads nothing).
+warm run loads nothing). The report counts only what the cache holds afterwards; an
+entry the cache would not take (a sensitive data class and no keyring, an oversized
+one) is counted as skipped, with the reason — and one the cache never takes is not
+even loaded.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from wedsync_api.reads import load_supplier, load_timeline, load_vendors, load_wedding
+from wedsync_perf.caching import StoreOutcome
 from wedsync_perf.caching.http import ResponseCache
 from wedsync_perf.database import LanedPool
 from wedsync_perf.pipeline import RouteTable
@@ -29,11 +33,17 @@ __all__ = ["WarmReport", "plan_day", "warm_day"]
 class WarmReport:
     day: date
     weddings: int = 0
-    entries: int = 0
-    loaded: int = 0  # entries that were not cached yet
+    entries: int = 0  # planned
+    loaded: int = 0  # loaded and stored by this run
+    cached: int = 0  # cached already
     failed: int = 0
     seconds: float = 0.0
-    by_class: dict[str, int] = field(default_factory=dict)
+    by_class: dict[str, int] = field(default_factory=dict)  # in the cache afterwards
+    skipped: dict[str, int] = field(default_factory=dict)  # "data_class: reason" → count
+
+    def skip(self, data_class: str, reason: str) -> None:
+        what = f"{data_class}: {reason}"
+        self.skipped[what] = self.skipped.get(what, 0) + 1
 
 
 @dataclass(frozen=True)
@@ -109,19 +119,27 @@ async def warm_day(
             raise LookupError(f"GET {template} is not a cached route of the app")
         route, params = found
         data_class = found[0].cache.data_class
+        refused = responses.cache.refuses(data_class)
         try:
             async with gate:
-                stored = False
-                if not await responses.has(job.tenant_id, route, path):
+                if refused is not None:
+                    outcome = refused  # never stored: not worth a load
+                elif await responses.has(job.tenant_id, route, path):
+                    outcome = None
+                else:
                     async with pool.acquire(PriorityClass.BULK) as conn:
                         model = await loader(conn, job.tenant_id, job.ident)
                     body = model.model_dump_json().encode()
-                    stored = await responses.fill(job.tenant_id, route, params, path, body)
+                    outcome = await responses.fill(job.tenant_id, route, params, path, body)
         except Exception:  # one bad wedding must not stop the warm-up of the others
             report.failed += 1
         else:
-            report.loaded += stored
-            report.by_class[data_class] = report.by_class.get(data_class, 0) + 1
+            if outcome is None or outcome is StoreOutcome.STORED:
+                report.loaded += outcome is not None
+                report.cached += outcome is None
+                report.by_class[data_class] = report.by_class.get(data_class, 0) + 1
+            else:
+                report.skip(data_class, outcome.value)
         done += 1
         if progress is not None:
             progress(done, len(jobs))

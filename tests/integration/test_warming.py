@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import api_settings, key_for, running
 from wedsync_api.app import create_app, services_of
+from wedsync_perf.caching import Cache, MemoryBackend
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +58,23 @@ async def test_warmed_day_is_served_without_loading(
         assert cache.stats.of("wedding_timeline").loader_calls == before
 
 
+async def test_warming_reports_only_what_it_stored_and_why_it_skipped_the_rest(
+    seeded_dsn: str, db: asyncpg.Connection
+) -> None:
+    day = await _busiest_day(db)
+    no_keyring = Cache(MemoryBackend(), secret=b"warming-test-secret-0123")
+    app = create_app(api_settings(), dsn=seeded_dsn, cache=no_keyring)
+    async with running(app):
+        report = await services_of(app).warm(day)
+    sealed = ("supplier_profile", "wedding", "wedding_vendors")
+    assert set(report.by_class) == {"wedding_timeline"}  # the one class stored unsealed
+    assert report.loaded == report.by_class["wedding_timeline"] == report.weddings
+    assert set(report.skipped) == {f"{c}: no keyring" for c in sealed}
+    assert report.loaded + sum(report.skipped.values()) == report.entries
+    for data_class in sealed:  # never stored, so never loaded
+        assert no_keyring.stats.of(data_class).loader_calls == 0, data_class
+
+
 def test_cli_warm_needs_a_shared_cache(seeded_dsn: str) -> None:
     env = {**os.environ, "DATABASE_URL": seeded_dsn}
     env.pop("REDIS_URL", None)
@@ -82,3 +100,5 @@ def test_cli_warm_reports_what_it_did(seeded_dsn: str, redis_url: str) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "warmed" in result.stdout
+    assert "stored" in result.stdout
+    assert "already cached" in result.stdout

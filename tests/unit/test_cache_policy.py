@@ -6,6 +6,7 @@ import pytest
 
 from wedsync_perf.caching import CachePolicy, DataPolicy
 from wedsync_perf.caching.policy import FROZEN_TTL_S
+from wedsync_perf.errors import InvalidValue
 
 
 def policy_at(moment: datetime) -> CachePolicy:
@@ -45,12 +46,35 @@ def test_planning_data_lives_longer_on_wedding_days() -> None:
     assert saturday.ttl_s("venue_availability") == tuesday.ttl_s("venue_availability")
 
 
-def test_frozen_window_and_unknown_class_falls_back_to_default() -> None:
+def test_frozen_window() -> None:
     policy = policy_at(datetime(2027, 6, 9, 23, tzinfo=UTC))
     assert policy.frozen(date(2027, 6, 12))
     assert not policy.frozen(date(2027, 6, 20))
-    assert policy.of("no-such-class") == policy.of("default")
     assert policy.longest_ttl_s >= FROZEN_TTL_S
+
+
+def test_an_unknown_data_class_is_an_error_not_the_default() -> None:
+    policy = CachePolicy()
+    for typo in ("wedding_vendor", "no-such-class", ""):
+        with pytest.raises(InvalidValue) as caught:
+            policy.of(typo)
+        assert caught.value.field == "data_class"
+        assert "wedding_vendors" in caught.value.accepted
+
+
+def test_data_class_names_and_size_caps_are_validated() -> None:
+    for bad in ("Wedding", "two words", "new\nline", "x" * 65):
+        with pytest.raises(InvalidValue, match="data class"):
+            CachePolicy({"default": DataPolicy(10), bad: DataPolicy(10)})
+    with pytest.raises(InvalidValue, match="max_bytes"):
+        DataPolicy(10, max_bytes=10)
+    assert DataPolicy(10).max_bytes == 2 * 1024 * 1024
+
+
+def test_every_class_holding_contacts_or_couples_names_is_sealed() -> None:
+    policy = CachePolicy()
+    for data_class in ("supplier_profile", "wedding", "wedding_vendors"):
+        assert policy.of(data_class).sensitive, data_class
 
 
 def test_policy_table_is_validated() -> None:

@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from wedsync_perf.caching import Cache, CachePolicy, DataPolicy, MemoryBackend
 from wedsync_perf.caching.http import ResponseCache, etag_of, matches
-from wedsync_perf.errors import ConfigError
+from wedsync_perf.caching.stored_response import body_of, check_entry, new_entry
+from wedsync_perf.errors import ConfigError, CorruptData
 from wedsync_perf.pipeline import CacheRule, Tenant, tenant_of
 from wedsync_perf.pipeline.assemble import install_pipeline
 from wedsync_perf.priorities import PriorityClass, declare
@@ -198,3 +199,13 @@ def test_if_none_match_parsing() -> None:
     assert matches("*", '"x"')
     assert not matches(None, '"x"')
     assert not matches('"a"', '"b"')
+
+
+@pytest.mark.parametrize("body", [b'{"a": 1}', b"\xff\xfe binary", b""])
+def test_what_the_response_cache_writes_passes_its_own_read_check(body: bytes) -> None:
+    headers = [(b"content-type", b"application/octet-stream"), (b"etag", etag_of(body).encode())]
+    entry = new_entry(headers, body, etag_of(body))
+    assert check_entry(entry) is entry
+    assert body_of(entry) == body
+    with pytest.raises(CorruptData, match="etag"):
+        check_entry({**entry, "etag": etag_of(body + b"x")})

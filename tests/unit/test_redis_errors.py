@@ -83,7 +83,7 @@ async def test_the_cache_skips_a_backend_that_is_unavailable() -> None:
 
 async def test_the_cache_does_not_swallow_other_errors() -> None:
     class Buggy(MemoryBackend):
-        async def get(self, key: str) -> bytes | None:
+        async def get(self, key: str, max_bytes: int | None = None) -> bytes | None:
             raise KeyError(key)  # a bug in a backend, not an outage
 
     cache = Cache(Buggy(), secret=b"s" * 16)

@@ -16,8 +16,8 @@ from typing import Any
 
 from wedsync_perf.breaker import BreakerState, CircuitBreaker
 from wedsync_perf.caching.backends import Backend, MemoryBackend, RedisBackend
-from wedsync_perf.caching.cache import Cache, CacheStats
-from wedsync_perf.caching.crypto import KeyNamer, Keyring, SealError
+from wedsync_perf.caching.cache import REJECT_REASONS, Cache, CacheStats, StoreOutcome
+from wedsync_perf.caching.crypto import EntrySigner, KeyNamer, Keyring, SealError
 from wedsync_perf.caching.local import InvalidationBus, LocalTier
 from wedsync_perf.caching.policy import DEFAULT_POLICIES, CachePolicy, DataPolicy
 from wedsync_perf.errors import ConfigError
@@ -26,6 +26,7 @@ from wedsync_perf.settings import PerfSettings
 
 __all__ = [
     "DEFAULT_POLICIES",
+    "REJECT_REASONS",
     "Backend",
     "BreakerState",
     "Cache",
@@ -33,6 +34,7 @@ __all__ = [
     "CacheStats",
     "CircuitBreaker",
     "DataPolicy",
+    "EntrySigner",
     "InvalidationBus",
     "KeyNamer",
     "Keyring",
@@ -40,6 +42,7 @@ __all__ = [
     "MemoryBackend",
     "RedisBackend",
     "SealError",
+    "StoreOutcome",
     "build_cache",
     "parse_keyring",
 ]

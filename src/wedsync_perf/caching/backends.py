@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from wedsync_perf.caching.envelope import parse
 from wedsync_perf.caching.redis_errors import unavailable
-from wedsync_perf.errors import InvalidValue
+from wedsync_perf.errors import CorruptData, InvalidValue
 
 __all__ = ["Backend", "MemoryBackend", "RedisBackend"]
 
@@ -27,8 +27,11 @@ class Backend(Protocol):
     `BackendUnavailable` when it fails or does not answer, never its driver's errors:
     the cache skips the backend on that, and lets anything else propagate."""
 
-    async def get(self, key: str) -> bytes | None:
-        """The stored blob, or None if absent, expired, or any of its tags moved on."""
+    async def get(self, key: str, max_bytes: int | None = None) -> bytes | None:
+        """The stored blob, or None if absent, expired, or any of its tags moved on.
+        A blob longer than `max_bytes` is cut to `max_bytes + 1` bytes, so that reading
+        an oversized entry costs no more than the cap and the caller still sees it is
+        oversized."""
         ...
 
     async def set(self, key: str, blob: bytes, ttl_s: float) -> None: ...
@@ -51,7 +54,7 @@ class Backend(Protocol):
 def _tags_current(blob: bytes, versions: dict[str, int]) -> bool:
     try:
         envelope = parse(blob)
-    except ValueError:
+    except CorruptData:
         return True  # malformed: let the cache count it as corrupt, not as stale
     return all(versions.get(tag, 0) == version for tag, version in envelope.tags)
 
@@ -79,7 +82,7 @@ class MemoryBackend:
     def __len__(self) -> int:
         return len(self._data)
 
-    async def get(self, key: str) -> bytes | None:
+    async def get(self, key: str, max_bytes: int | None = None) -> bytes | None:
         item = self._data.get(key)
         if item is None:
             return None
@@ -90,7 +93,9 @@ class MemoryBackend:
             return None
         self._data.move_to_end(key)
         versions = {t: v for t, (v, keep) in self._tags.items() if keep > now}
-        return blob if _tags_current(blob, versions) else None
+        if not _tags_current(blob, versions):
+            return None
+        return blob if max_bytes is None else blob[: max_bytes + 1]
 
     async def set(self, key: str, blob: bytes, ttl_s: float) -> None:
         if len(blob) > self.max_bytes:
@@ -137,18 +142,23 @@ class MemoryBackend:
             del self._locks[lock_key]
 
 
-# KEYS[1] = entry. Tag keys are read from the entry's first line; they share the entry's
-# hash tag (one tenant scope), so on Redis Cluster they live in the same slot.
+# KEYS[1] = entry; ARGV[1] = the most bytes to return (-1: all; longer blobs are cut to
+# ARGV[1] + 1). Tag keys are read from the entry's first line; they share the entry's
+# hash tag (one tenant scope), so on Redis Cluster they live in the same slot. The tag
+# line is not authenticated here: the client verifies the whole entry afterwards.
 _GET_SCRIPT = """
 local blob = redis.call('GET', KEYS[1])
 if not blob then return false end
 local nl = string.find(blob, '\\n', 1, true)
-if not nl then return blob end
-local head = string.sub(blob, 1, nl - 1)
-for tag, version in string.gmatch(head, '(%S+) (%d+)') do
-  local current = redis.call('GET', tag) or '0'
-  if current ~= version then return false end
+if nl then
+  local head = string.sub(blob, 1, nl - 1)
+  for tag, version in string.gmatch(head, '(%S+) (%d+)') do
+    local current = redis.call('GET', tag) or '0'
+    if current ~= version then return false end
+  end
 end
+local cap = tonumber(ARGV[1])
+if cap >= 0 and #blob > cap then return string.sub(blob, 1, cap + 1) end
 return blob
 """
 # KEYS = tag keys; ARGV[1] = seconds to keep each version (at least the longest entry TTL).
@@ -179,9 +189,9 @@ class RedisBackend:
         self._bump = redis.register_script(_BUMP_SCRIPT)
         self._release = redis.register_script(_RELEASE_SCRIPT)
 
-    async def get(self, key: str) -> bytes | None:
+    async def get(self, key: str, max_bytes: int | None = None) -> bytes | None:
         with unavailable("get"):
-            blob = await self._get(keys=[key])
+            blob = await self._get(keys=[key], args=[-1 if max_bytes is None else max_bytes])
         return bytes(blob) if blob else None
 
     async def set(self, key: str, blob: bytes, ttl_s: float) -> None:

@@ -6,9 +6,13 @@ tags already filtered server-side) → loader. Misses of one key load once per p
 (single flight) and once across processes (a short lock; waiters poll at most every
 10 ms, then load themselves if the holder died). Hits near expiry refresh early with
 probability e^(−t/(δβ)) (XFetch, Vattani et al. 2015); expired values within a data
-class's stale window are served while one refresh runs. A value that fails to open or
-parse is a miss plus a counter. A backend that errs or is slow is skipped (circuit
-breaker, bounded timeouts): the cache never fails a request.
+class's stale window are served while one refresh runs. A backend that errs or is slow
+is skipped (circuit breaker, bounded timeouts): the cache never fails a request.
+
+Nothing read back is trusted: every entry is authenticated (see `envelope`) and capped
+in size by its data class. An entry that fails any check is *rejected*: counted by
+reason (`REJECT_REASONS`), deleted, and treated as a miss — so the loader runs and the
+right value is stored again. It is never served and never raises.
 
 An invalidation or delete the backend did not take (Redis down, hung, its breaker
 open) is kept and sent again before this cache's next backend read or invalidation
@@ -30,6 +34,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -37,14 +42,14 @@ from pydantic import BaseModel, ValidationError
 from wedsync_perf.breaker import BreakerState, CircuitBreaker
 from wedsync_perf.caching import serialization
 from wedsync_perf.caching.backends import Backend
-from wedsync_perf.caching.crypto import KeyNamer, Keyring, SealError
-from wedsync_perf.caching.envelope import SEALED, parse, render
+from wedsync_perf.caching.crypto import MAC_BYTES, EntrySigner, KeyNamer, Keyring, SealError
+from wedsync_perf.caching.envelope import SEALED, Envelope, bound, header, parse
 from wedsync_perf.caching.local import InvalidationBus, LocalTier
 from wedsync_perf.caching.policy import CachePolicy, DataPolicy
-from wedsync_perf.errors import BackendUnavailable, InvalidValue
+from wedsync_perf.errors import BackendUnavailable, CorruptData, InvalidValue
 from wedsync_perf.keys import RedisKeys
 
-__all__ = ["Cache", "CacheStats"]
+__all__ = ["REJECT_REASONS", "Cache", "CacheStats", "StoreOutcome"]
 
 _log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -59,6 +64,33 @@ _FAILED = _Failed()
 _POLL_S = 0.01
 _MAX_UNSENT = 10_000
 
+# Why an entry read back was rejected (the `reason` label of wedsync_cache_rejected_total).
+REJECT_REASONS = {
+    "oversized": "longer than its data class's max_bytes",
+    "malformed": "no well-formed header of this format version",
+    "data_class": "written for another data class",
+    "forged": "fails authentication: forged, moved, replayed with another header, or cut",
+    "retired_key": "sealed with a key no longer in the keyring",
+    "no_keyring": "sealed, and this cache has no keyring",
+    "unsealed": "a sensitive data class stored unsealed",
+    "shape": "authentic, but not the value its reader expects",
+}
+
+
+class StoreOutcome(StrEnum):
+    """What a write did; anything but STORED left no entry behind."""
+
+    STORED = "stored"
+    NO_KEYRING = "no keyring"  # a sensitive data class and no keyring: never stored
+    OVERSIZED = "oversized"  # longer than the data class's max_bytes
+    UNAVAILABLE = "backend unavailable"
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
 
 @dataclass
 class ClassCounters:
@@ -69,8 +101,10 @@ class ClassCounters:
     early_refreshes: int = 0
     loader_calls: int = 0
     loader_seconds: float = 0.0
-    corrupt: int = 0
+    corrupt: int = 0  # entries rejected, whatever the reason
     backend_errors: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)  # by REJECT_REASONS key
+    not_stored: dict[str, int] = field(default_factory=dict)  # by StoreOutcome value
 
 
 @dataclass
@@ -102,11 +136,14 @@ class Cache:
         keys: RedisKeys | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`secret` keys the HMAC of key names (≥ 16 bytes). Without a `keyring`,
+        """`secret` keys the HMAC of key names and, derived from it, the MAC of
+        entries (≥ 16 bytes; every process sharing the backend needs the same one).
+        Without a `keyring`,
         data classes marked sensitive are never stored (always loaded). `keys` lays out
         the names (default prefix without one; `build_cache` passes the settings')."""
         self.backend = backend
         self.names = KeyNamer(secret, keys or RedisKeys())
+        self.signer = EntrySigner(secret)
         self.keyring = keyring
         self.policy = policy or CachePolicy()
         self.local = local
@@ -177,9 +214,15 @@ class Cache:
         data_class: str = "default",
         model: type[BaseModel] | None = None,
         default: Any = None,
+        check: Callable[[Any], Any] | None = None,
     ) -> Any:
-        """The cached value, or `default` on a miss (never raises for cache trouble)."""
-        found, value = await self._read(self.names.entry(tenant, key), data_class, model)
+        """The cached value, or `default` on a miss (never raises for cache trouble;
+        raises `InvalidValue` for a data class the policy does not name). `check`
+        validates a decoded value (its result is what is returned): raising
+        ValueError or TypeError rejects the entry as `shape`."""
+        found, value = await self._read(
+            self.names.entry(tenant, key), data_class, model, check=check
+        )
         return value if found else default
 
     async def set(
@@ -192,21 +235,36 @@ class Cache:
         tags: Iterable[str] = (),
         ttl_s: float | None = None,
         wedding_date: date | None = None,
-    ) -> None:
+    ) -> StoreOutcome:
+        """Store `value`; the outcome says whether it was and, if not, why. Raises
+        `InvalidValue` for an unknown data class, TypeError for a value JSON cannot
+        represent."""
+        refused = self.refuses(data_class)
+        if refused is not None:
+            self._not_stored(data_class, refused)
+            return refused
         entry = self.names.entry(tenant, key)
         tag_keys = tuple(self.names.tag(tenant, t) for t in tags)
         seen = self.local.sequence if self.local is not None else 0
         versions = await self._call(self.backend.tag_versions(tag_keys), data_class)
         if isinstance(versions, _Failed):
-            return
+            return StoreOutcome.UNAVAILABLE
         ttl = ttl_s if ttl_s is not None else self.policy.ttl_s(data_class, wedding_date)
-        await self._store(entry, value, tag_keys, versions, ttl, 0.0, data_class, seen)
+        return await self._store(entry, value, tag_keys, versions, ttl, 0.0, data_class, seen)
+
+    def refuses(self, data_class: str) -> StoreOutcome | None:
+        """Why this cache never stores `data_class` (None: it does). Raises
+        `InvalidValue` for a data class the policy does not name."""
+        if self.policy.of(data_class).sensitive and self.keyring is None:
+            return StoreOutcome.NO_KEYRING
+        return None
 
     async def stored(self, key: str, *, tenant: str | int | None) -> bool | None:
         """Whether the backend holds `key` (this process's local tier is not asked);
         None when the backend cannot be asked now. How a warmer learns that Redis came
         back empty."""
-        blob = await self._call(self.backend.get(self.names.entry(tenant, key)))
+        # Capped at 0 bytes: presence is all that is asked, whatever the entry's size.
+        blob = await self._call(self.backend.get(self.names.entry(tenant, key), 0))
         return None if isinstance(blob, _Failed) else blob is not None
 
     async def delete(self, key: str, *, tenant: str | int | None) -> None:
@@ -259,6 +317,7 @@ class Cache:
         policy = self.policy.of(data_class)
         if policy.sensitive and self.keyring is None:
             self.stats.of(data_class).loader_calls += 1
+            self._not_stored(data_class, StoreOutcome.NO_KEYRING)
             return await loader()  # never store sensitive data unsealed
         entry = self.names.entry(tenant, key)
         if self.local is not None and policy.local:
@@ -334,9 +393,10 @@ class Cache:
         refresh: tuple[Callable[[], Awaitable[Any]], tuple[str, ...], Callable[[Any], float]]
         | None = None,
         local_checked: bool = False,
+        check: Callable[[Any], Any] | None = None,
     ) -> tuple[bool, Any]:
-        counters = self.stats.of(data_class)
         policy = self.policy.of(data_class)
+        counters = self.stats.of(data_class)
         local = self.local if policy.local else None
         if local is not None:
             seen = local.sequence  # before the backend read: see LocalTier.put
@@ -350,24 +410,14 @@ class Cache:
             if entry in self._unsent_keys:
                 counters.misses += 1
                 return False, None
-        blob = await self._call(self.backend.get(entry), data_class)
+        blob = await self._call(self.backend.get(entry, policy.max_bytes), data_class)
         if isinstance(blob, _Failed) or blob is None:
             counters.misses += 1
             return False, None
         try:
-            envelope = parse(blob)
-            payload = envelope.payload
-            if envelope.flags & SEALED:
-                if self.keyring is None:
-                    raise SealError("sealed entry but no keyring")
-                payload = self.keyring.open(payload, entry.encode())
-            elif policy.sensitive:
-                raise SealError("sensitive data class stored unsealed")
-            value = serialization.decode(payload, model)
-        except (ValueError, ValidationError, SealError, UnicodeDecodeError):
-            counters.corrupt += 1
-            counters.misses += 1
-            await self._call(self.backend.delete(entry), data_class)
+            envelope, value = self._open(entry, blob, data_class, policy, model, check)
+        except _Rejected as rejected:
+            await self._reject(entry, data_class, rejected.reason)
             return False, None
         if self._unsent_tags and any(tag in self._unsent_tags for tag, _ in envelope.tags):
             counters.misses += 1  # invalidated here, not yet in the backend
@@ -394,6 +444,61 @@ class Cache:
         if local is not None:
             local.put(entry, value, remaining_ms / 1000, tuple(t for t, _ in envelope.tags), seen)
         return True, value
+
+    def _open(
+        self,
+        entry: str,
+        blob: bytes,
+        data_class: str,
+        policy: DataPolicy,
+        model: type[BaseModel] | None,
+        check: Callable[[Any], Any] | None,
+    ) -> tuple[Envelope, Any]:
+        """The entry's envelope and value, once every check passed; else raises
+        `_Rejected` naming the first that failed (cheapest first)."""
+        if len(blob) > policy.max_bytes:
+            raise _Rejected("oversized")
+        try:
+            envelope = parse(blob)
+        except CorruptData:
+            raise _Rejected("malformed") from None
+        if envelope.data_class != data_class:
+            raise _Rejected("data_class")
+        bound_to = bound(entry, envelope.header)
+        if envelope.flags & SEALED:
+            if self.keyring is None:
+                raise _Rejected("no_keyring")
+            if not self.keyring.knows(envelope.body):
+                raise _Rejected("retired_key")
+            try:
+                payload = self.keyring.open(envelope.body, bound_to)
+            except SealError:
+                raise _Rejected("forged") from None
+        else:
+            if policy.sensitive:
+                raise _Rejected("unsealed")
+            mac, payload = envelope.body[:MAC_BYTES], envelope.body[MAC_BYTES:]
+            if not self.signer.verify(bound_to, payload, mac):
+                raise _Rejected("forged")
+        try:
+            value = serialization.decode(payload, model)
+            if check is not None:
+                value = check(value)
+        except (ValueError, TypeError, ValidationError, UnicodeDecodeError):
+            raise _Rejected("shape") from None
+        return envelope, value
+
+    async def _reject(self, entry: str, data_class: str, reason: str) -> None:
+        counters = self.stats.of(data_class)
+        counters.rejected[reason] = counters.rejected.get(reason, 0) + 1
+        counters.corrupt += 1
+        counters.misses += 1
+        _log.debug("cache entry rejected (%s, %s)", data_class, reason)
+        await self._call(self.backend.delete(entry), data_class)
+
+    def _not_stored(self, data_class: str, outcome: StoreOutcome) -> None:
+        counters = self.stats.of(data_class)
+        counters.not_stored[outcome.value] = counters.not_stored.get(outcome.value, 0) + 1
 
     def _keep_unsent(self, unsent: dict[str, None], names: Iterable[str]) -> None:
         for name in names:
@@ -524,31 +629,40 @@ class Cache:
         delta_s: float,
         data_class: str,
         seen_sequence: int,
-    ) -> None:
+    ) -> StoreOutcome:
         """Write to the backend, then to L1 — unless an invalidation was applied since
         `seen_sequence` (then the value may predate it and only the backend, whose tag
-        check covers that case, gets it)."""
+        check covers that case, gets it). An entry over the cap is not written, and
+        what the key held before is deleted (it is older than `value`)."""
         policy: DataPolicy = self.policy.of(data_class)
         payload = serialization.encode(value)
-        flags = 0
-        if policy.sensitive:
-            if self.keyring is None:
-                return
-            payload = self.keyring.seal(payload, entry.encode())
-            flags |= SEALED
+        if policy.sensitive and self.keyring is None:
+            self._not_stored(data_class, StoreOutcome.NO_KEYRING)
+            return StoreOutcome.NO_KEYRING
+        flags = SEALED if policy.sensitive else 0
         expires_ms = int((self._clock() + ttl) * 1000)
-        blob = render(
-            list(zip(tag_keys, versions, strict=True)),
-            expires_ms,
-            int(delta_s * 1000),
-            flags,
-            payload,
-        )
+        tags = list(zip(tag_keys, versions, strict=True))
+        head = header(tags, data_class, expires_ms, int(delta_s * 1000), flags)
+        bound_to = bound(entry, head)
+        if self.keyring is not None and policy.sensitive:
+            blob = head + self.keyring.seal(payload, bound_to)
+        else:
+            blob = head + self.signer.sign(bound_to, payload) + payload
+        if len(blob) > policy.max_bytes:
+            self._not_stored(data_class, StoreOutcome.OVERSIZED)
+            if self.local is not None:
+                self.local.drop_keys([entry])
+            if isinstance(await self._call(self.backend.delete(entry), data_class), _Failed):
+                self._keep_unsent(self._unsent_keys, [entry])
+            return StoreOutcome.OVERSIZED
         stored = await self._call(self.backend.set(entry, blob, ttl + policy.stale_s), data_class)
         if self.local is not None:
             unchanged = seen_sequence == self.local.sequence
             self.local.drop_keys([entry])  # older fills racing this write are void
             if policy.local and unchanged and not isinstance(stored, _Failed):
                 self.local.put(entry, value, ttl, tuple(tag_keys), self.local.sequence)
-        if self.bus is not None and not isinstance(stored, _Failed):
+        if isinstance(stored, _Failed):
+            return StoreOutcome.UNAVAILABLE
+        if self.bus is not None:
             await self._call(self.bus.publish(keys=[entry]), data_class)
+        return StoreOutcome.STORED

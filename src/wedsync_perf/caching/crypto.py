@@ -8,7 +8,9 @@
 - `Keyring`: AES-256-GCM with key rotation. The first key encrypts; every key decrypts
   (a one-byte key id leads the ciphertext), so keys rotate without a cache flush. The
   cache key name is bound in as associated data: a ciphertext moved under another key
-  fails to open.
+  fails to open. The cache binds the entry's whole header too (`envelope.bound`).
+- `EntrySigner`: HMAC-SHA-256 of unsealed entries, under a key derived from the cache
+  secret by HKDF (so it is never the key that names entries).
 """
 
 from __future__ import annotations
@@ -20,14 +22,18 @@ import os
 from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from wedsync_perf.errors import InvalidValue, SealError
 from wedsync_perf.keys import RedisKeys
 
-__all__ = ["KeyNamer", "Keyring", "SealError"]
+__all__ = ["MAC_BYTES", "EntrySigner", "KeyNamer", "Keyring", "SealError"]
 
 _NONCE = 12
+MAC_BYTES = 32
+_MAC_INFO = b"wedsync-perf cache entry mac v1"
 
 
 class KeyNamer:
@@ -68,6 +74,26 @@ class KeyNamer:
         return self.keys.cache_lock(entry_key)
 
 
+class EntrySigner:
+    """HMAC-SHA-256 over (what the entry is bound to, its body). The key is
+    HKDF-SHA-256(secret, info="wedsync-perf cache entry mac v1"): every process that
+    shares the secret shares it, and nobody who only reads key names learns it."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise InvalidValue("len(secret)", len(secret), "at least 16 bytes")
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_MAC_INFO)
+        self._key = hkdf.derive(secret)
+
+    def sign(self, bound_to: bytes, body: bytes) -> bytes:
+        """`MAC_BYTES` bytes. O(len(bound_to) + len(body))."""
+        return hmac.digest(self._key, bound_to + body, "sha256")  # one C call: the fast path
+
+    def verify(self, bound_to: bytes, body: bytes, mac: bytes) -> bool:
+        """In constant time for a given length."""
+        return hmac.compare_digest(self.sign(bound_to, body), mac)
+
+
 class Keyring:
     def __init__(self, keys: Sequence[bytes]) -> None:
         """`keys[0]` encrypts; all decrypt. Each must be 32 bytes (AES-256); at most 255."""
@@ -96,6 +122,11 @@ class Keyring:
         nonce = os.urandom(_NONCE)
         sealed = self._by_id[self._current_id].encrypt(nonce, plaintext, bound_to)
         return bytes([self._current_id]) + nonce + sealed
+
+    def knows(self, blob: bytes) -> bool:
+        """Whether `blob` names a key in this keyring (False: sealed with a retired
+        key, or not sealed by us at all)."""
+        return bool(blob) and blob[0] in self._by_id
 
     def open(self, blob: bytes, bound_to: bytes) -> bytes:
         if len(blob) < 1 + _NONCE + 16:

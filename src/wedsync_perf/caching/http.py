@@ -21,23 +21,24 @@ research/caching.md):
 - Concurrent misses of one key in one process make one call to the app; the others
   wait for its answer (a check-in invalidates the vendor list that every supplier on
   site then asks for at once).
+- Every entry read back is checked before it is replayed (`stored_response`): one of
+  the wrong shape, status or headers is rejected like a forged one — deleted, counted
+  (`shape`), and answered by the app.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import time
 from collections.abc import Collection, Mapping, Sequence
 from datetime import date
-from typing import Any
 
 import orjson
 
 from wedsync_perf.asgi import ASGIApp, Message, Receive, Scope, Send, header
-from wedsync_perf.caching.cache import Cache
-from wedsync_perf.errors import ConfigError
+from wedsync_perf.caching.cache import Cache, StoreOutcome
+from wedsync_perf.caching.stored_response import Entry, body_of, check_entry, etag_of, new_entry
+from wedsync_perf.errors import ConfigError, InvalidValue
 from wedsync_perf.monitoring.middleware import mark_cache_hit
 from wedsync_perf.pipeline.access import TENANT_KEY, Tenant
 from wedsync_perf.pipeline.routing import ROUTE_KEY, CacheRule, ResolvedRoute, path_params
@@ -46,13 +47,6 @@ __all__ = ["HttpCacheMiddleware", "ResponseCache", "etag_of", "matches"]
 
 _KEPT_ON_304 = frozenset({b"cache-control", b"vary", b"expires", b"content-location", b"date"})
 _CACHE_CONTROL = b"private, no-cache"
-Entry = dict[str, Any]
-
-
-def etag_of(body: bytes) -> str:
-    """A strong ETag: quoted, 22 base64url characters of the body's SHA-256."""
-    digest = hashlib.sha256(body).digest()[:16]
-    return '"' + base64.urlsafe_b64encode(digest).rstrip(b"=").decode() + '"'
 
 
 def matches(if_none_match: str | None, etag: str) -> bool:
@@ -128,8 +122,11 @@ class ResponseCache:
         return tuple(tag.format_map(params) for tag in rule.tags)
 
     async def lookup(self, tenant: int | str, key: str, rule: CacheRule) -> Entry | None:
-        entry = await self.cache.get(key, tenant=tenant, data_class=rule.data_class)
-        return entry if isinstance(entry, dict) else None
+        """The stored answer, checked (`check_entry`); None on a miss or a rejection."""
+        entry: Entry | None = await self.cache.get(
+            key, tenant=tenant, data_class=rule.data_class, check=check_entry
+        )
+        return entry
 
     def finished(
         self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
@@ -161,17 +158,11 @@ class ResponseCache:
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         etag: str,
-    ) -> Entry:
-        entry: Entry = {
-            "status": 200,
-            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in headers],
-            "etag": etag,
-        }
-        try:
-            entry["body"] = body.decode()
-        except UnicodeDecodeError:
-            entry["body64"] = base64.b64encode(body).decode()
-        await self.cache.set(
+    ) -> tuple[Entry, StoreOutcome]:
+        """The entry (what waiting requests are answered with, stored or not) and
+        whether the cache stored it."""
+        entry = new_entry(headers, body, etag)
+        outcome = await self.cache.set(
             key,
             entry,
             tenant=tenant,
@@ -180,7 +171,7 @@ class ResponseCache:
             ttl_s=_max_age(_find(headers, b"cache-control")),
             wedding_date=_wedding_date(rule, body),
         )
-        return entry
+        return entry, outcome
 
     async def has(self, tenant: int | str, route: ResolvedRoute, path: str) -> bool:
         """Whether the shared cache holds `GET path`'s (no query) answer for `tenant`:
@@ -198,20 +189,21 @@ class ResponseCache:
         path: str,
         body: bytes,
         content_type: bytes = b"application/json",
-    ) -> bool:
+    ) -> StoreOutcome:
         """Store `body` as `GET path`'s answer for `tenant` (see `has` to skip what is
-        cached already); False when the route caches nothing for these parameters. For
-        warming: the entry is what a request would have cached."""
+        cached already); the outcome says whether it was stored and if not, why. For
+        warming: the entry is what a request would have cached. Raises `InvalidValue`
+        when the route caches nothing for these parameters."""
         rule = route.cache
         tags = None if rule is None else self.tags(rule, params)
         if rule is None or tags is None:
-            return False
+            raise InvalidValue("path", path, "a path of a cached route, ids written canonically")
         key = self.key(path, b"")
         raw = [(b"content-length", str(len(body)).encode()), (b"content-type", content_type)]
         headers, etag, _ = self.finished(200, raw, body)
         assert etag is not None  # a 200 always has one
-        await self.store(tenant, key, rule, tags, headers, body, etag)
-        return True
+        _, outcome = await self.store(tenant, key, rule, tags, headers, body, etag)
+        return outcome
 
 
 def _wedding_date(rule: CacheRule, body: bytes) -> date | None:
@@ -340,7 +332,7 @@ class _Capture:
         )
         if etag is not None:
             if storable:
-                self.entry = await self.responses.store(
+                self.entry, _ = await self.responses.store(
                     self.tenant, self.key, self.rule, self.tags, headers, body, etag
                 )
             if matches(self.inm, etag):
@@ -357,8 +349,7 @@ async def _replay(scope: Scope, send: Send, entry: Entry, inm: str | None) -> No
     if matches(inm, etag):
         await _not_modified(send, etag, headers)
         return
-    text = entry.get("body")
-    body = text.encode() if isinstance(text, str) else base64.b64decode(entry.get("body64", ""))
+    body = body_of(entry)
     await send({"type": "http.response.start", "status": entry["status"], "headers": headers})
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 

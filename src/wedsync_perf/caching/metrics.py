@@ -42,6 +42,16 @@ class CacheCollector(Collector):
             "Entries that failed to open or parse (served as misses).",
             labels=["data_class"],
         )
+        rejected = CounterMetricFamily(
+            f"{ns}_cache_rejected",
+            "Entries read back and rejected (deleted, served as misses), by reason.",
+            labels=["data_class", "reason"],
+        )
+        not_stored = CounterMetricFamily(
+            f"{ns}_cache_not_stored",
+            "Writes that left no entry (no keyring for a sensitive class, oversized, ...).",
+            labels=["data_class", "reason"],
+        )
         errors = CounterMetricFamily(
             f"{ns}_cache_backend_errors",
             "Backend calls that failed or timed out.",
@@ -57,7 +67,12 @@ class CacheCollector(Collector):
             load_time.add_metric([data_class], c.loader_seconds)
             corrupt.add_metric([data_class], c.corrupt)
             errors.add_metric([data_class], c.backend_errors)
-        yield from (hits, misses, stale, early, loads, load_time, corrupt, errors)
+            for reason, count in sorted(c.rejected.items()):
+                rejected.add_metric([data_class, reason], count)
+            for reason, count in sorted(c.not_stored.items()):
+                not_stored.add_metric([data_class, reason], count)
+        yield from (hits, misses, stale, early, loads, load_time, corrupt, rejected, not_stored)
+        yield errors
         yield GaugeMetricFamily(
             f"{ns}_cache_backend_available",
             "1 while the circuit breaker is closed (open or probing: calls skip the backend).",

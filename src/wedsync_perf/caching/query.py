@@ -122,8 +122,11 @@ def _decode(value: Any) -> Any:
 
 class QueryCache:
     def __init__(
-        self, cache: Cache | None, *, data_class: str = "query", ttl_s: float | None = None
+        self, cache: Cache | None, *, data_class: str = "default", ttl_s: float | None = None
     ) -> None:
+        """Raises `InvalidValue` when `cache`'s policy does not name `data_class`."""
+        if cache is not None:
+            cache.policy.of(data_class)  # fail when configured, not on the first query
         self.cache = cache
         self.data_class = data_class
         self.ttl_s = ttl_s
