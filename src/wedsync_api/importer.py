@@ -118,9 +118,9 @@ def _formula(text: str) -> bool:
 
 
 def _any_formula(values: Iterable[str]) -> bool:
-    """Whether any value may be a formula (exact per value; a value holding a newline
-    may be flagged wrongly, which only sends the column to the per-row pass)."""
-    return _FORMULA.search("\n".join(values)) is not None
+    """Whether any value is a formula, by the per-row rule exactly (a search over the
+    joined column would also flag a line inside a value that holds a newline)."""
+    return any(map(_formula, values))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
