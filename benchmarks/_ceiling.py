@@ -32,7 +32,10 @@ def _answer(status: int) -> Callable[[], Awaitable[Response]]:
 
 
 def create_ceiling_app() -> FastAPI:
-    reference = create_app(ApiSettings(database_url="postgresql://unused@127.0.0.1/unused"))
+    # Only its route table is used: no database, no Redis (whatever the environment says).
+    reference = create_app(
+        ApiSettings(database_url="postgresql://unused@127.0.0.1/unused", redis_url=None)
+    )
     app = FastAPI()
     own = {app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url}
     for entry in services_of(reference).routes.entries:
