@@ -91,9 +91,10 @@ async def stream(
     async def send(message: Message) -> None:
         sent.append(message)
 
+    chunked = [*headers, (b"transfer-encoding", b"chunked")]  # a body of no declared length
     scope = {"type": "http", "method": "POST", "path": "/echo", "raw_path": b"/echo",
              "root_path": "", "query_string": b"", "http_version": "1.1",
-             "headers": headers, "client": ("127.0.0.1", 1)}  # fmt: skip
+             "headers": chunked, "client": ("127.0.0.1", 1)}  # fmt: skip
     await app(scope, receive, send)
     return sent, pulled
 

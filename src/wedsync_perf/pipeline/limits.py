@@ -18,7 +18,7 @@ server parses the whole head before an app sees it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import orjson
@@ -72,23 +72,28 @@ class LimitsMiddleware:
             return
         limits = self.limits
         headers = scope.get("headers", ())
-        if (
-            len(headers) > limits.max_headers
-            or sum(len(k) + len(v) for k, v in headers) > limits.max_header_bytes
-        ):
+        size, declared, chunked = 0, None, False
+        for key, value in headers:  # one pass: size, declared length, chunked or not
+            size += len(key) + len(value)
+            if key == b"content-length":
+                declared = _length(value)
+            elif key == b"transfer-encoding":
+                chunked = True
+        if len(headers) > limits.max_headers or size > limits.max_header_bytes:
             await respond(send, 431, self._headers_refusal, _CLOSE)
             return
         route: ResolvedRoute | None = scope.get(ROUTE_KEY)
         cap = (
             self._caps.get(route.template, limits.max_body_bytes)
             if route
-            else (limits.max_body_bytes)
+            else limits.max_body_bytes
         )
-        declared = _content_length(headers)
         if declared is not None and declared > cap:
             await respond(send, 413, _too_large(cap), _CLOSE)
             return
-        if declared is not None:  # within the cap: the server reads no more than it
+        if declared is not None or not chunked:
+            # A declared length the server reads no further than; without one and not
+            # chunked, HTTP/1.1 says there is no body: nothing to count.
             await self.app(scope, receive, send)
             return
         await _Capped(cap, receive, send).run(self.app, scope)
@@ -137,14 +142,11 @@ class _Capped:
         await self.send(message)
 
 
-def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
-    for key, value in headers:
-        if key == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None  # the server rejects a malformed length before the app
-    return None
+def _length(value: bytes) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None  # the server rejects a malformed length before the app
 
 
 def _too_large(cap: int) -> bytes:
