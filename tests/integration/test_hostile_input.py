@@ -136,7 +136,10 @@ def test_a_declared_100_mb_body_without_a_key_is_refused_from_its_head(server: S
     before = server.rss()
     head = (b"POST /weddings/1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
             b"\r\nContent-Length: %d\r\n\r\n" % (100 * MIB))  # fmt: skip
-    answer = asyncio.run(_exchange(server.port, head, 100, b"x" * MIB))
+    # The head alone is answered: the 413 comes before a byte of the body is sent.
+    # (A client that writes on regardless may see a reset instead: the server closes
+    # without draining what it will not read.)
+    answer = asyncio.run(_exchange(server.port, head))
     assert _status(answer) == 413, answer[:200]
     assert b"connection: close" in answer.lower()
     assert server.rss() - before < RSS_SLACK
